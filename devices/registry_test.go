@@ -1,0 +1,114 @@
+package devices
+
+import (
+	"errors"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+func testRegistry(t *testing.T, anonymous bool) *Registry {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRegistry([]Device{
+		{ID: "truck-7", PasswordHash: string(hash), Subscribe: []string{"commands/truck-7/#"}},
+		{ID: "door-1", Username: "door", PasswordHash: string(hash), TopicPrefix: "site/a/door-1/"},
+	}, anonymous)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestAuthenticate(t *testing.T) {
+	r := testRegistry(t, false)
+	for _, c := range []struct {
+		user, pass string
+		wantID     string
+		wantErr    error
+	}{
+		{"truck-7", "s3cret", "truck-7", nil},
+		{"truck-7", "s3cret", "truck-7", nil}, // second time from the cache
+		{"truck-7", "wrong", "", ErrBadPassword},
+		{"door", "s3cret", "door-1", nil},
+		{"door-1", "s3cret", "", ErrUnknownDevice}, // username, not id
+		{"nobody", "s3cret", "", ErrUnknownDevice},
+		{"", "", "", ErrUnknownDevice}, // anonymous refused by default
+	} {
+		d, err := r.Authenticate("client", c.user, []byte(c.pass))
+		if !errors.Is(err, c.wantErr) {
+			t.Errorf("Authenticate(%q, %q) error = %v, want %v", c.user, c.pass, err, c.wantErr)
+			continue
+		}
+		if err == nil && d.ID != c.wantID {
+			t.Errorf("Authenticate(%q) = %q, want %q", c.user, d.ID, c.wantID)
+		}
+	}
+}
+
+func TestAnonymous(t *testing.T) {
+	r := testRegistry(t, true)
+	d, err := r.Authenticate("sensor-9", "", nil)
+	if err != nil {
+		t.Fatalf("anonymous refused: %v", err)
+	}
+	if !d.CanPublish("devices/sensor-9/env") || d.CanPublish("devices/truck-7/env") {
+		t.Errorf("anonymous device prefix wrong: %q", d.TopicPrefix)
+	}
+	if d.CanSubscribe("$SYS/#") {
+		t.Error("anonymous device may read $SYS")
+	}
+}
+
+func TestACL(t *testing.T) {
+	r := testRegistry(t, false)
+	truck, _ := r.Lookup("c", "truck-7")
+	door, _ := r.Lookup("c", "door")
+	for _, c := range []struct {
+		d     *Device
+		topic string
+		want  bool
+	}{
+		{truck, "devices/truck-7/env", true},
+		{truck, "devices/truck-7/", false},
+		{truck, "devices/truck-70/env", false},
+		{truck, "devices/door-1/env", false},
+		{door, "site/a/door-1/state", true},
+		{door, "devices/door-1/state", false},
+	} {
+		if got := c.d.CanPublish(c.topic); got != c.want {
+			t.Errorf("%s CanPublish(%q) = %v, want %v", c.d.ID, c.topic, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		d      *Device
+		filter string
+		want   bool
+	}{
+		{truck, "commands/truck-7/#", true},
+		{truck, "commands/truck-7/reboot", true},
+		{truck, "commands/#", false},
+		{truck, "devices/truck-7/#", true},
+		{truck, "devices/+/env", false},
+		{door, "commands/truck-7/#", false},
+	} {
+		if got := c.d.CanSubscribe(c.filter); got != c.want {
+			t.Errorf("%s CanSubscribe(%q) = %v, want %v", c.d.ID, c.filter, got, c.want)
+		}
+	}
+}
+
+func TestNewRegistryRejectsDuplicates(t *testing.T) {
+	if _, err := NewRegistry([]Device{{ID: "a"}, {ID: "a"}}, false); err == nil {
+		t.Error("duplicate ids accepted")
+	}
+	if _, err := NewRegistry([]Device{{ID: "a", Username: "u"}, {ID: "b", Username: "u"}}, false); err == nil {
+		t.Error("duplicate usernames accepted")
+	}
+	if _, err := NewRegistry([]Device{{}}, false); err == nil {
+		t.Error("device without id accepted")
+	}
+}

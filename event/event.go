@@ -1,0 +1,122 @@
+// Package event defines the canonical event that flows through Flowgate: a
+// CloudEvents 1.0 envelope around one device's reading or one notable event.
+//
+// Every stage of the gateway (devices/, rules/, uplink/) exchanges *Event
+// values. The envelope is small on purpose: the attributes the CloudEvents
+// specification requires, the optional ones Flowgate always fills, and the
+// payload kept as raw JSON so that forwarding an event never re-encodes its
+// data.
+package event
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// SpecVersion is the CloudEvents specification version Flowgate emits.
+const SpecVersion = "1.0"
+
+// ContentType is the MQTT v5 content type of a CloudEvent in structured mode.
+const ContentType = "application/cloudevents+json"
+
+// Event is one CloudEvent. ID is assigned once, when the event enters the
+// gateway, and is never changed afterwards: a consumer can deduplicate on
+// (Source, ID) across every retry.
+type Event struct {
+	ID              string          // unique per Source; stable across retries
+	Source          string          // URI-reference naming the producer, e.g. /gateways/gw1/devices/truck-7
+	Type            string          // what happened, e.g. env.reading
+	Subject         string          // the device (or other key) the event is about
+	Time            time.Time       // when it happened (device time, else receive time)
+	DataContentType string          // media type of Data, normally application/json
+	Data            json.RawMessage // the payload, already valid JSON
+
+	// Topic is the MQTT topic the event arrived on. It is gateway-internal
+	// routing information and is not part of the CloudEvent on the wire.
+	Topic string
+}
+
+// NewID returns a new event id: a UUIDv7, so ids sort by creation time.
+func NewID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}
+
+// AppendJSON appends the event in CloudEvents structured JSON form to buf.
+func (e *Event) AppendJSON(buf []byte) []byte {
+	buf = append(buf, `{"specversion":"`+SpecVersion+`","id":`...)
+	buf = strconv.AppendQuote(buf, e.ID)
+	buf = append(buf, `,"source":`...)
+	buf = strconv.AppendQuote(buf, e.Source)
+	buf = append(buf, `,"type":`...)
+	buf = strconv.AppendQuote(buf, e.Type)
+	if e.Subject != "" {
+		buf = append(buf, `,"subject":`...)
+		buf = strconv.AppendQuote(buf, e.Subject)
+	}
+	if !e.Time.IsZero() {
+		buf = append(buf, `,"time":"`...)
+		buf = e.Time.UTC().AppendFormat(buf, time.RFC3339Nano)
+		buf = append(buf, '"')
+	}
+	if len(e.Data) > 0 {
+		ct := e.DataContentType
+		if ct == "" {
+			ct = "application/json"
+		}
+		buf = append(buf, `,"datacontenttype":`...)
+		buf = strconv.AppendQuote(buf, ct)
+		buf = append(buf, `,"data":`...)
+		buf = append(buf, e.Data...)
+	}
+	return append(buf, '}')
+}
+
+// MarshalJSON encodes the event in CloudEvents structured JSON form.
+func (e *Event) MarshalJSON() ([]byte, error) {
+	return e.AppendJSON(make([]byte, 0, 192+len(e.Data))), nil
+}
+
+// wire is the decoding shape of a structured CloudEvent.
+type wire struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject"`
+	Time            *time.Time      `json:"time"`
+	DataContentType string          `json:"datacontenttype"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// ErrInvalid reports a CloudEvent that is missing a required attribute.
+var ErrInvalid = errors.New("event: invalid CloudEvent")
+
+// UnmarshalJSON decodes a CloudEvent in structured JSON form and checks the
+// attributes the specification requires.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	var w wire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return fmt.Errorf("event: %w", err)
+	}
+	switch {
+	case w.SpecVersion != SpecVersion:
+		return fmt.Errorf("%w: specversion %q, want %q", ErrInvalid, w.SpecVersion, SpecVersion)
+	case w.ID == "":
+		return fmt.Errorf("%w: no id", ErrInvalid)
+	case w.Source == "":
+		return fmt.Errorf("%w: no source", ErrInvalid)
+	case w.Type == "":
+		return fmt.Errorf("%w: no type", ErrInvalid)
+	}
+	*e = Event{ID: w.ID, Source: w.Source, Type: w.Type, Subject: w.Subject,
+		DataContentType: w.DataContentType, Data: w.Data}
+	if w.Time != nil {
+		e.Time = *w.Time
+	}
+	return nil
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// runFlowgate runs the real binary and returns stdout, stderr and the exit
+// code.
+func runFlowgate(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(flowgateBin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errb
+	err := cmd.Run()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+}
+
+// badConfig has an unknown key (line 4), a missing devices file (line 5) and
+// a filter naming a field that does not exist (line 12).
+const badConfig = `# a config with three mistakes
+gateway:
+  id: gw-x
+  colour: blue
+devices_file: missing-devices.yaml
+ingest:
+  topics:
+    - match: devices/+/env
+      type: env.reading
+routes:
+  - name: hot
+    filter: temprature > 30
+uplink:
+  url: mqtt://127.0.0.1:1883
+`
+
+func TestCheckReportsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(path, []byte(badConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := runFlowgate(t, "", "check", "-c", path)
+	if code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	if stdout != "" {
+		t.Errorf("stdout %q, want nothing", stdout)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	want := []struct{ prefix, contains string }{
+		{path + ":4:3: ", `unknown key "colour"`},
+		{path + ":5:15: ", "missing-devices.yaml"},
+		{path + ":12:13: ", "unknown name temprature"},
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%s", len(lines), len(want), stderr)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w.prefix) || !strings.Contains(lines[i], w.contains) {
+			t.Errorf("problem %d: %q, want prefix %q containing %q", i, lines[i], w.prefix, w.contains)
+		}
+	}
+	// run refuses the same config before starting anything.
+	_, stderr, code = runFlowgate(t, "", "run", "-c", path)
+	if code != 1 || !strings.Contains(stderr, `unknown key "colour"`) {
+		t.Errorf("run with a bad config: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestCheckDemoConfig(t *testing.T) {
+	stdout, stderr, code := runFlowgate(t, "", "check", "-c", "../../../configs/demo.yaml")
+	if code != 0 || stdout != "ok\n" {
+		t.Errorf("demo config: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+func TestCheckSecretFromEnvironment(t *testing.T) {
+	cfg := strings.Replace(badConfig, "  colour: blue\n", "", 1)
+	cfg = strings.Replace(cfg, "devices_file: missing-devices.yaml\n", "", 1)
+	cfg = strings.Replace(cfg, "temprature", "data.t", 1)
+	cfg += "  password: ${FLOWGATE_TEST_SECRET}\n"
+	path := filepath.Join(t.TempDir(), "env.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := runFlowgate(t, "", "check", "-c", path)
+	if code != 1 || !strings.Contains(stderr, path+":13:13: ") || !strings.Contains(stderr, "FLOWGATE_TEST_SECRET") {
+		t.Errorf("unset secret: exit %d, stderr %q", code, stderr)
+	}
+	t.Setenv("FLOWGATE_TEST_SECRET", "hunter2")
+	if stdout, stderr, code := runFlowgate(t, "", "check", "-c", path); code != 0 || stdout != "ok\n" {
+		t.Errorf("set secret: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+func TestPasswdAndVersion(t *testing.T) {
+	stdout, _, code := runFlowgate(t, "s3cret\n", "passwd")
+	if code != 0 || !strings.HasPrefix(stdout, "$2a$") {
+		t.Fatalf("passwd: exit %d, %q", code, stdout)
+	}
+	if err := bcrypt.CompareHashAndPassword([]byte(strings.TrimSpace(stdout)), []byte("s3cret")); err != nil {
+		t.Errorf("passwd hash does not verify: %v", err)
+	}
+	stdout, _, code = runFlowgate(t, "", "version")
+	if code != 0 || !strings.HasPrefix(stdout, "flowgate ") {
+		t.Errorf("version: exit %d, %q", code, stdout)
+	}
+	for _, cmd := range []string{"run", "check", "passwd", "demo"} {
+		_, stderr, _ := runFlowgate(t, "", cmd, "-h")
+		if !strings.Contains(stderr, "Usage: flowgate "+cmd) {
+			t.Errorf("%s -h: %q", cmd, stderr)
+		}
+	}
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	sim "github.com/flowgate/flowgate/firmware-sim"
+	"github.com/flowgate/flowgate/gateway"
+	"github.com/flowgate/flowgate/gateway/config"
+)
+
+// demoPassword is the password of every device in configs/demo.yaml.
+const demoPassword = "demo"
+
+func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	path, ok := configFlag("demo", "Run the gateway with FILE, a stand-in cloud broker at its uplink url, and\n"+
+		"simulated devices (password \"demo\") for every device FILE declares. Prints\n"+
+		"what the devices send, what is dead-lettered, and what reaches the cloud.", args, stderr, "configs/demo.yaml")
+	if !ok {
+		return 2
+	}
+	cfg, ok := loadConfig(path, stderr)
+	if !ok {
+		return 1
+	}
+	log := newLogger(cfg.Log, stderr)
+	ctx, stop := signalContext(log)
+	defer stop()
+
+	out := &printer{w: stdout}
+	cloud, err := startCloud(cfg.Uplink.URL, out, log.With("component", "cloud"))
+	if err != nil {
+		log.Error("stand-in cloud", "err", err)
+		return 1
+	}
+	defer cloud.Close()
+
+	g, err := gateway.New(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	gwErr := make(chan error, 1)
+	wg.Add(1)
+	go func() { defer wg.Done(); gwErr <- g.Run(ctx) }()
+	select {
+	case <-g.Ready():
+	case err := <-gwErr:
+		log.Error("gateway", "err", err)
+		return 1
+	}
+	_ = g.Subscribe(cfg.Ingest.DeadLetterTopic, func(_ string, payload []byte) { out.deadLetter(payload) })
+	out.line("flowgate demo: gateway mqtt://%s, cloud %s, dashboard-less for now; Ctrl-C stops", g.BrokerAddr(), cfg.Uplink.URL)
+
+	fleet := demoFleet(cfg, g, out, log)
+	simCtx, stopSim := context.WithCancel(ctx)
+	defer stopSim()
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = fleet.Run(simCtx) }()
+
+	err = <-gwErr
+	stopSim()
+	if err != nil {
+		log.Error("stopped with errors", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func demoFleet(cfg *config.Config, g *gateway.Gateway, out *printer, log *slog.Logger) *sim.Fleet {
+	f := &sim.Fleet{Broker: "mqtt://" + g.BrokerAddr().String(), Interval: 2 * time.Second, Seed: 1,
+		MalformedEvery: 5, Logger: log.With("component", "sim"),
+		OnPublish: func(device, topic string, payload []byte) { out.line("device  %-9s → %s %s", device, topic, payload) }}
+	for _, d := range cfg.Devices {
+		f.Devices = append(f.Devices, sim.Device{ID: d.ID, Username: d.Username, Password: demoPassword})
+	}
+	return f
+}
+
+// startCloud runs an embedded broker standing in for the cloud at rawURL
+// and prints every event that arrives.
+func startCloud(rawURL string, out *printer, log *slog.Logger) (*mqtt.Server, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	s := mqtt.New(&mqtt.Options{InlineClient: true, Logger: log})
+	_ = s.AddHook(new(allowAll), nil)
+	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "cloud", Address: u.Host})); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", u.Host, err)
+	}
+	if err := s.Serve(); err != nil {
+		return nil, err
+	}
+	err = s.Subscribe("#", 1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		out.cloudEvent(pk.TopicName, pk.Payload)
+	})
+	return s, err
+}
+
+// printer writes the demo's narrative, one line at a time.
+type printer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (p *printer) line(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func (p *printer) cloudEvent(topic string, payload []byte) {
+	var ev struct {
+		ID      string          `json:"id"`
+		Type    string          `json:"type"`
+		Subject string          `json:"subject"`
+		Data    json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(payload, &ev) != nil {
+		p.line("CLOUD   %s (not a CloudEvent) %s", topic, payload)
+		return
+	}
+	p.line("CLOUD   %-9s ← %s %s id=%s %s", ev.Subject, topic, ev.Type, ev.ID, ev.Data)
+}
+
+func (p *printer) deadLetter(payload []byte) {
+	var dl struct{ Device, Reason, Error, Topic string }
+	_ = json.Unmarshal(payload, &dl)
+	p.line("DEAD    %-9s ✗ %s %s: %s", dl.Device, dl.Topic, dl.Reason, dl.Error)
+}
+
+// allowAll lets every client of the stand-in cloud in.
+type allowAll struct{ mqtt.HookBase }
+
+func (*allowAll) ID() string { return "allow-all" }
+
+func (*allowAll) Provides(b byte) bool { return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck }
+
+func (*allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
+
+func (*allowAll) OnACLCheck(*mqtt.Client, string, bool) bool { return true }

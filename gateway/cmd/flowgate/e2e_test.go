@@ -1,0 +1,431 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/flowgate/flowgate/uplink/uplinktest"
+)
+
+// flowgateBin is the real binary, built once for the package's tests.
+var flowgateBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "flowgate-e2e")
+	if err != nil {
+		panic(err)
+	}
+	flowgateBin = filepath.Join(dir, "flowgate")
+	build := exec.Command("go", "build", "-race", "-o", flowgateBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building flowgate:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// gatewayProc is a running flowgate process.
+type gatewayProc struct {
+	cmd      *exec.Cmd
+	mqtt     string // host:port of the embedded broker
+	http     string
+	log      *lockedBuffer
+	exited   chan struct{}
+	exitCode int
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// testConfig is a gateway config with two devices (password "pw") and a
+// watcher allowed to read the dead-letter topic, uplinked to cloudURL.
+func testConfig(t *testing.T, cloudURL, mqttAddr, httpAddr string) string {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`gateway:
+  id: gw-test
+  shutdown_timeout: 10s
+log:
+  level: debug
+broker:
+  listen: %[2]s
+http:
+  listen: %[3]s
+devices:
+  - id: dev-1
+    password_hash: %[4]q
+  - id: dev-2
+    password_hash: %[4]q
+  - id: watcher
+    password_hash: %[4]q
+    subscribe: ["flowgate/#"]
+ingest:
+  max_payload_bytes: 1024
+  topics:
+    - match: devices/+/env
+      type: env.reading
+routes:
+  - name: cloud
+    filter: 'data.skip != true'
+uplink:
+  url: %[1]s
+  topic: cloud/{gateway}/{type}/{subject}
+`, cloudURL, mqttAddr, httpAddr, hash)
+	path := filepath.Join(t.TempDir(), "flowgate.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startGateway runs `flowgate run -c cfg` and waits until /healthz is 200.
+func startGateway(t *testing.T, cfg, mqttAddr, httpAddr string) *gatewayProc {
+	t.Helper()
+	g := &gatewayProc{mqtt: mqttAddr, http: httpAddr, log: &lockedBuffer{}, exited: make(chan struct{})}
+	g.cmd = exec.Command(flowgateBin, "run", "-c", cfg)
+	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = g.cmd.Wait()
+		g.exitCode = g.cmd.ProcessState.ExitCode()
+		close(g.exited)
+	}()
+	t.Cleanup(func() {
+		_ = g.cmd.Process.Kill()
+		<-g.exited
+		if t.Failed() {
+			t.Logf("flowgate log:\n%s", g.log.String())
+		}
+	})
+	waitFor(t, 10*time.Second, "gateway healthy", func() bool {
+		resp, err := http.Get("http://" + httpAddr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return g
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (g *gatewayProc) stop(t *testing.T) int {
+	t.Helper()
+	_ = g.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-g.exited:
+		return g.exitCode
+	case <-time.After(15 * time.Second):
+		t.Fatal("flowgate did not exit within 15s of SIGTERM")
+		return -1
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// device connects to the gateway as an MQTT v5 client and returns the
+// client and the CONNACK.
+func device(t *testing.T, addr, user, pass string) (*paho.Client, *paho.Connack, error) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(paho.ClientConfig{ClientID: user + "-client", Conn: conn})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ack, err := c.Connect(ctx, &paho.Connect{ClientID: user + "-client", CleanStart: true, KeepAlive: 30,
+		Username: user, UsernameFlag: true, Password: []byte(pass), PasswordFlag: true})
+	if err == nil {
+		t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
+	}
+	return c, ack, err
+}
+
+func publish(t *testing.T, c *paho.Client, topic, payload string) *paho.PublishResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte(payload)})
+	if err != nil && resp == nil {
+		t.Fatalf("publish %s: %v", topic, err)
+	}
+	return resp
+}
+
+type cloudEvent struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject"`
+	Time            time.Time       `json:"time"`
+	DataContentType string          `json:"datacontenttype"`
+	Data            json.RawMessage `json:"data"`
+}
+
+func decodeEvent(t *testing.T, m uplinktest.Message) cloudEvent {
+	t.Helper()
+	var ev cloudEvent
+	if err := json.Unmarshal(m.Payload, &ev); err != nil {
+		t.Fatalf("cloud got a non-CloudEvent %q: %v", m.Payload, err)
+	}
+	return ev
+}
+
+// TestEndToEnd: a device publishes to the real flowgate binary, which
+// forwards a CloudEvent to a real mosquitto standing in for the cloud.
+func TestEndToEnd(t *testing.T) {
+	cloud := uplinktest.StartMosquitto(t)
+	got := uplinktest.Subscribe(t, cloud.URL(), "cloud/#")
+	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	g := startGateway(t, testConfig(t, cloud.URL(), mqttAddr, httpAddr), mqttAddr, httpAddr)
+
+	dev, _, err := device(t, mqttAddr, "dev-1", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().Add(-time.Second)
+	if r := publish(t, dev, "devices/dev-1/env", `{"temperature":21.5,"humidity":40}`); r.ReasonCode >= 0x80 {
+		t.Fatalf("publish refused: %#x", r.ReasonCode)
+	}
+	msgs := got.WaitN(t, 1, 10*time.Second)
+	m := msgs[0]
+	ev := decodeEvent(t, m)
+	if m.Topic != "cloud/gw-test/env.reading/dev-1" {
+		t.Errorf("topic %q", m.Topic)
+	}
+	if ev.SpecVersion != "1.0" || ev.Type != "env.reading" || ev.Subject != "dev-1" ||
+		ev.Source != "/gateways/gw-test/devices/dev-1" || ev.DataContentType != "application/json" {
+		t.Errorf("attributes: %+v", ev)
+	}
+	if _, err := uuid.Parse(ev.ID); err != nil {
+		t.Errorf("id %q is not a UUID: %v", ev.ID, err)
+	}
+	if m.UserProperties["id"] != ev.ID {
+		t.Errorf("user property id %q, event id %q", m.UserProperties["id"], ev.ID)
+	}
+	if m.ContentType != "application/cloudevents+json" {
+		t.Errorf("content type %q", m.ContentType)
+	}
+	if ev.Time.Before(before) || ev.Time.After(time.Now().Add(time.Second)) {
+		t.Errorf("time %v not around now", ev.Time)
+	}
+	var data map[string]float64
+	if err := json.Unmarshal(ev.Data, &data); err != nil || data["temperature"] != 21.5 || data["humidity"] != 40 {
+		t.Errorf("data %s", ev.Data)
+	}
+
+	// An MQTT 3.1.1 device (Debian's mosquitto_pub) is welcome too.
+	pub := exec.Command(mosquittoPub(t), "-V", "mqttv311", "-h", "127.0.0.1", "-p", port(mqttAddr),
+		"-u", "dev-2", "-P", "pw", "-i", "dev-2-v311", "-q", "1", "-t", "devices/dev-2/env", "-m", `{"temperature":5}`)
+	if out, err := pub.CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_pub: %v\n%s", err, out)
+	}
+	ev2 := decodeEvent(t, got.WaitN(t, 2, 10*time.Second)[1])
+	if ev2.Subject != "dev-2" || ev2.ID == ev.ID {
+		t.Errorf("3.1.1 event: %+v (first id %s)", ev2, ev.ID)
+	}
+
+	if code := g.stop(t); code != 0 {
+		t.Errorf("exit code %d after SIGTERM", code)
+	}
+	if !strings.Contains(g.log.String(), "gateway stopped") {
+		t.Error("no orderly shutdown in the log")
+	}
+}
+
+// TestSecurity: wrong passwords are refused; publishing under another
+// device's prefix is refused and nothing reaches the cloud.
+func TestSecurity(t *testing.T) {
+	cloud := uplinktest.StartMosquitto(t)
+	got := uplinktest.Subscribe(t, cloud.URL(), "cloud/#")
+	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	startGateway(t, testConfig(t, cloud.URL(), mqttAddr, httpAddr), mqttAddr, httpAddr)
+
+	if _, ack, err := device(t, mqttAddr, "dev-1", "wrong"); err == nil || ack == nil || ack.ReasonCode != 0x86 {
+		t.Errorf("wrong password: err %v, connack %+v; want refusal 0x86", err, ack)
+	}
+	if _, ack, err := device(t, mqttAddr, "nobody", "pw"); err == nil || ack == nil || ack.ReasonCode != 0x86 {
+		t.Errorf("unknown user: err %v, connack %+v", err, ack)
+	}
+	dev, _, err := device(t, mqttAddr, "dev-1", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := publish(t, dev, "devices/dev-2/env", `{"forged":true}`); r.ReasonCode != 0x87 {
+		t.Errorf("publish under dev-2's prefix: reason %#x, want 0x87 not authorized", r.ReasonCode)
+	}
+	publish(t, dev, "devices/dev-1/env", `{"genuine":true}`)
+	msgs := got.WaitN(t, 1, 10*time.Second)
+	if ev := decodeEvent(t, msgs[0]); string(ev.Data) != `{"genuine":true}` {
+		t.Errorf("cloud got %s", ev.Data)
+	}
+	// The forged publish came first; had it been forwarded it would be here.
+	if all := got.Messages(); len(all) != 1 {
+		t.Errorf("cloud got %d messages, want 1", len(all))
+	}
+	// Subscribing outside what the registry allows is refused too.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sa, err := dev.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "devices/dev-2/#", QoS: 1}}})
+	if err == nil && (sa == nil || len(sa.Reasons) != 1 || sa.Reasons[0] < 0x80) {
+		t.Errorf("subscription to another device's topics granted: %+v", sa)
+	}
+}
+
+// TestDeadLetter: malformed JSON, oversized payloads and unknown topics go
+// to the dead-letter topic with their reason, are counted, and the next good
+// message still reaches the cloud.
+func TestDeadLetter(t *testing.T) {
+	cloud := uplinktest.StartMosquitto(t)
+	got := uplinktest.Subscribe(t, cloud.URL(), "cloud/#")
+	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	startGateway(t, testConfig(t, cloud.URL(), mqttAddr, httpAddr), mqttAddr, httpAddr)
+
+	watcher, _, err := device(t, mqttAddr, "watcher", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := make(chan []byte, 10)
+	watcher.AddOnPublishReceived(func(pr paho.PublishReceived) (bool, error) {
+		dead <- pr.Packet.Payload
+		return true, nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := watcher.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "flowgate/deadletter", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	dev, _, err := device(t, mqttAddr, "dev-1", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ topic, payload, reason string }{
+		{"devices/dev-1/env", `{"temperature": 21.5, "humidity":`, "malformed_json"},
+		{"devices/dev-1/env", `{"pad":"` + strings.Repeat("x", 2000) + `"}`, "too_large"},
+		{"devices/dev-1/unknown", `{"a":1}`, "unknown_topic"},
+	} {
+		if r := publish(t, dev, c.topic, c.payload); r.ReasonCode >= 0x80 {
+			t.Errorf("%s: publish not acknowledged: %#x", c.reason, r.ReasonCode)
+		}
+		select {
+		case p := <-dead:
+			var dl struct{ Reason, Error, Device, Topic string }
+			if err := json.Unmarshal(p, &dl); err != nil || dl.Reason != c.reason || dl.Device != "dev-1" ||
+				dl.Topic != c.topic || dl.Error == "" {
+				t.Errorf("dead letter %s: %+v (%v)", c.reason, dl, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no dead letter for %s", c.reason)
+		}
+	}
+	publish(t, dev, "devices/dev-1/env", `{"temperature":22}`)
+	msgs := got.WaitN(t, 1, 10*time.Second)
+	if ev := decodeEvent(t, msgs[0]); string(ev.Data) != `{"temperature":22}` || len(got.Messages()) != 1 {
+		t.Errorf("cloud got %d messages, first %s", len(got.Messages()), ev.Data)
+	}
+	metrics := get(t, "http://"+httpAddr+"/metrics")
+	for _, want := range []string{
+		`flowgate_dead_letters_total{reason="malformed_json"} 1`,
+		`flowgate_dead_letters_total{reason="too_large"} 1`,
+		`flowgate_dead_letters_total{reason="unknown_topic"} 1`,
+		`flowgate_messages_received_total 4`,
+		`flowgate_uplink_connected 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	waitFor(t, 5*time.Second, "forwarded counter", func() bool {
+		return strings.Contains(get(t, "http://"+httpAddr+"/metrics"), "flowgate_events_forwarded_total 1")
+	})
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+func mosquittoPub(t *testing.T) string {
+	for _, p := range []string{"mosquitto_pub", "/usr/bin/mosquitto_pub"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("mosquitto_pub not installed (apt-get install mosquitto-clients)")
+	}
+	t.Skip("mosquitto_pub not installed; apt-get install mosquitto-clients")
+	return ""
+}

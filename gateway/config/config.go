@@ -1,0 +1,167 @@
+// Package config is the gateway's configuration: its shape, its defaults and
+// its validation, in that order (decode → defaults → validate).
+//
+// Every problem is reported with the file, line and column it comes from, all
+// at once, so `flowgate check -c FILE` can list them the way a compiler does.
+// The config is plain data: gateway/ maps it onto the components.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole gateway configuration file.
+type Config struct {
+	Gateway     Gateway  `yaml:"gateway"`
+	Log         Log      `yaml:"log"`
+	Broker      Broker   `yaml:"broker"`
+	HTTP        HTTP     `yaml:"http"`
+	DevicesFile string   `yaml:"devices_file"` // more devices in a separate file, relative to this one
+	Devices     []Device `yaml:"devices"`
+	Ingest      Ingest   `yaml:"ingest"`
+	Routes      []Route  `yaml:"routes"`
+	Uplink      Uplink   `yaml:"uplink"`
+
+	// Where each value came from, for errors found after loading.
+	src sources
+}
+
+// Gateway names this gateway and bounds its shutdown.
+type Gateway struct {
+	ID              string        `yaml:"id"`               // part of every event's source: /gateways/{id}
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"` // how long an ordered shutdown may take before giving up
+}
+
+// Log chooses how the gateway logs.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Broker configures the embedded MQTT broker devices connect to.
+type Broker struct {
+	Listen         string `yaml:"listen"`          // TCP address for MQTT 3.1.1 and 5
+	AllowAnonymous bool   `yaml:"allow_anonymous"` // let clients without credentials in (demo only)
+	MaxClients     int    `yaml:"max_clients"`
+	MaxPacketBytes int    `yaml:"max_packet_bytes"`
+	// MaxMessageExpiry caps how long the broker keeps a retained or queued
+	// message. 0 keeps them until a publisher's own expiry says otherwise.
+	MaxMessageExpiry time.Duration `yaml:"max_message_expiry"`
+	// SessionExpiry caps how long a disconnected persistent session is kept.
+	SessionExpiry time.Duration `yaml:"session_expiry"`
+}
+
+// HTTP configures the health, metrics and API server.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+}
+
+// Device is one registered MQTT device.
+type Device struct {
+	ID           string            `yaml:"id"`
+	Username     string            `yaml:"username"`      // defaults to id
+	PasswordHash string            `yaml:"password_hash"` // bcrypt, from `flowgate passwd`
+	TopicPrefix  string            `yaml:"topic_prefix"`  // defaults to devices/{id}/
+	Subscribe    []string          `yaml:"subscribe"`     // extra filters the device may subscribe to
+	Metadata     map[string]string `yaml:"metadata"`
+}
+
+// devicesFile is the shape of the separate devices file.
+type devicesFile struct {
+	Devices []Device `yaml:"devices"`
+}
+
+// Ingest says which device publishes become events.
+type Ingest struct {
+	MaxPayloadBytes int           `yaml:"max_payload_bytes"`
+	DeadLetterTopic string        `yaml:"dead_letter_topic"`
+	Topics          []IngestTopic `yaml:"topics"`
+}
+
+// IngestTopic maps publishes on topics matching a filter to an event type.
+type IngestTopic struct {
+	Match string `yaml:"match"`
+	Type  string `yaml:"type"`
+}
+
+// Route sends matching events to the uplink and/or a local topic.
+type Route struct {
+	Name       string   `yaml:"name"`
+	Types      []string `yaml:"types"`
+	Filter     string   `yaml:"filter"`
+	To         []string `yaml:"to"`          // uplink, local
+	LocalTopic string   `yaml:"local_topic"` // with to: [local]; {type} and {subject} are replaced
+}
+
+// Destinations a route may name in To.
+const (
+	ToUplink = "uplink"
+	ToLocal  = "local"
+)
+
+// Uplink configures the connection to the cloud MQTT broker.
+type Uplink struct {
+	URL            string        `yaml:"url"` // mqtt://host:port or tls://host:port
+	ClientID       string        `yaml:"client_id"`
+	Username       string        `yaml:"username"`
+	Password       string        `yaml:"password"` // use ${ENV_VAR}
+	Topic          string        `yaml:"topic"`    // {type} and {subject} are replaced per event
+	KeepAlive      time.Duration `yaml:"keep_alive"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	QueueSize      int           `yaml:"queue_size"`
+	MaxInflight    int           `yaml:"max_inflight"`
+}
+
+// Default returns a config holding every default. Loading decodes the file
+// over it, so a key that is present, even with a zero value, is what the
+// file says and is validated as such; only absent keys take defaults.
+func Default() *Config {
+	return &Config{
+		Gateway: Gateway{ID: "flowgate", ShutdownTimeout: 15 * time.Second},
+		Log:     Log{Level: "info", Format: "text"},
+		Broker: Broker{
+			Listen:         ":1883",
+			MaxClients:     10000,
+			MaxPacketBytes: 1 << 20,
+			SessionExpiry:  24 * time.Hour,
+		},
+		HTTP: HTTP{Listen: "127.0.0.1:8080"},
+		Ingest: Ingest{
+			MaxPayloadBytes: 64 << 10,
+			DeadLetterTopic: "flowgate/deadletter",
+		},
+		Uplink: Uplink{
+			Topic:          "flowgate/{gateway}/events/{type}",
+			KeepAlive:      30 * time.Second,
+			ConnectTimeout: 10 * time.Second,
+			QueueSize:      10000,
+			MaxInflight:    256,
+		},
+	}
+}
+
+// derive fills values computed from others once the file is decoded.
+func (c *Config) derive() {
+	if c.Uplink.ClientID == "" {
+		c.Uplink.ClientID = "flowgate-" + c.Gateway.ID
+	}
+	for i := range c.Devices {
+		d := &c.Devices[i]
+		if d.Username == "" {
+			d.Username = d.ID
+		}
+		if d.TopicPrefix == "" && d.ID != "" {
+			d.TopicPrefix = "devices/" + d.ID + "/"
+		}
+	}
+	for i := range c.Routes {
+		if c.Routes[i].To == nil {
+			c.Routes[i].To = []string{ToUplink}
+		}
+	}
+}
+
+// UplinkTopic is the uplink topic template with {gateway} replaced.
+func (c *Config) UplinkTopic() string {
+	return replaceAll(c.Uplink.Topic, "{gateway}", c.Gateway.ID)
+}

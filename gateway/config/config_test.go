@@ -1,0 +1,171 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowgate/flowgate/gateway/config/yamlpos"
+)
+
+// hash is a bcrypt hash (of "demo"); validation only checks its form.
+const hash = "$2a$10$kYSwwUecsyLb7S1Gj/nYc.3gpwJ.P35pJU3nqhtckDQbZwFEEKmgq"
+
+const minimal = `ingest:
+  topics:
+    - {match: devices/+/env, type: env.reading}
+uplink:
+  url: mqtt://127.0.0.1:1883
+`
+
+func noEnv(string) (string, bool) { return "", false }
+
+func problems(t *testing.T, err error) []string {
+	t.Helper()
+	var errs yamlpos.Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("error %v is not yamlpos.Errors", err)
+	}
+	var out []string
+	for _, e := range errs {
+		out = append(out, e.Error())
+	}
+	return out
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse("f.yaml", []byte(minimal+"routes:\n  - name: all\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Gateway.ID != "flowgate" || c.Broker.Listen != ":1883" || c.Uplink.MaxInflight != 256 ||
+		c.Uplink.ClientID != "flowgate-flowgate" || c.Ingest.DeadLetterTopic != "flowgate/deadletter" ||
+		c.Gateway.ShutdownTimeout != 15*time.Second || c.Broker.AllowAnonymous {
+		t.Errorf("defaults: %+v", c)
+	}
+	if len(c.Routes[0].To) != 1 || c.Routes[0].To[0] != ToUplink {
+		t.Errorf("route default destination: %v", c.Routes[0].To)
+	}
+	if c.UplinkTopic() != "flowgate/flowgate/events/{type}" {
+		t.Errorf("uplink topic %q", c.UplinkTopic())
+	}
+}
+
+// An explicit zero is what the file says, not a cue for the default.
+func TestExplicitZeroIsValidated(t *testing.T) {
+	_, err := Parse("f.yaml", []byte(minimal+"  max_inflight: 0\n"), noEnv)
+	got := problems(t, err)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "f.yaml:6:17: ") || !strings.Contains(got[0], "max_inflight") {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestValidationPositions(t *testing.T) {
+	cfg := `gateway: {id: "a/b"}
+broker:
+  listen: nowhere
+devices:
+  - id: d1
+    password_hash: plain
+  - id: d1
+    password_hash: "` + hash + `"
+    subscribe: ["a/#/b"]
+ingest:
+  topics:
+    - {match: "devices/+/env", type: env.reading}
+routes:
+  - name: r
+    types: [gps.fix]
+    to: [cloud]
+uplink:
+  url: http://x
+`
+	_, err := Parse("f.yaml", []byte(cfg), noEnv)
+	want := []string{
+		`f.yaml:1:15: gateway.id: "a/b" must be`,
+		`f.yaml:3:11: broker.listen: "nowhere" must be host:port`,
+		"f.yaml:6:20: devices[0].password_hash: not a bcrypt hash",
+		`f.yaml:7:9: devices[1].id: duplicate device id "d1"`,
+		`f.yaml:9:17: devices[1].subscribe[0]: "a/#/b" is not a valid MQTT topic filter`,
+		`f.yaml:15:13: routes[0].types[0]: no ingest topic produces event type "gps.fix"`,
+		`f.yaml:16:10: routes[0].to[0]: route destination "cloud" must be uplink or local`,
+		`f.yaml:18:8: uplink.url: "http://x" must look like`,
+	}
+	got := problems(t, err)
+	if len(got) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("problem %d: %q, want prefix %q", i, got[i], want[i])
+		}
+	}
+}
+
+func TestDevicesFile(t *testing.T) {
+	dir := t.TempDir()
+	devs := "devices:\n  - id: ok\n    password_hash: \"" + hash + "\"\n  - id: bad\n    password_hash: nope\n"
+	if err := os.WriteFile(filepath.Join(dir, "devices.yaml"), []byte(devs), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	main := filepath.Join(dir, "gw.yaml")
+	if err := os.WriteFile(main, []byte(minimal+"devices_file: devices.yaml\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(main, noEnv)
+	got := problems(t, err)
+	if len(got) != 1 || !strings.HasPrefix(got[0], filepath.Join(dir, "devices.yaml")+":5:20: ") {
+		t.Fatalf("got %q", got)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "devices.yaml"), []byte(devs[:strings.Index(devs, "  - id: bad")]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(main, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Devices) != 1 || c.Devices[0].ID != "ok" || c.Devices[0].TopicPrefix != "devices/ok/" {
+		t.Errorf("devices %+v", c.Devices)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load("/nonexistent/flowgate.yaml", noEnv)
+	got := problems(t, err)
+	if len(got) != 1 || got[0] != "/nonexistent/flowgate.yaml:1:1: file not found" {
+		t.Errorf("got %q", got)
+	}
+}
+
+// FuzzParse: no input makes the config loader panic, and every problem it
+// reports has a position inside the file.
+func FuzzParse(f *testing.F) {
+	seeds := []string{minimal, "", "gateway: [", "routes:\n  - filter: 'data.x >'\n", "uplink: {url: ${X}}",
+		minimal + "routes:\n  - {name: a, to: [local], local_topic: 'a/{subject}'}\n", "devices:\n  - id: \"\\0\"\n",
+		"a: &a [*a, *a]\n", "broker:\n  max_packet_bytes: 99999999999999999999\n"}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		c, err := Parse("f.yaml", []byte(in), noEnv)
+		if err == nil {
+			if c == nil {
+				t.Fatal("nil config without error")
+			}
+			return
+		}
+		var errs yamlpos.Errors
+		if !errors.As(err, &errs) || len(errs) == 0 {
+			t.Fatalf("error %v is not a non-empty yamlpos.Errors", err)
+		}
+		lines := strings.Count(in, "\n") + strings.Count(in, "\r") + 1 // YAML breaks lines on either
+		for _, e := range errs {
+			if e.Pos.Line < 1 || e.Pos.Col < 1 || e.Pos.Line > lines+1 {
+				t.Fatalf("bad position in %q", e.Error())
+			}
+		}
+	})
+}

@@ -1,0 +1,238 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/flowgate/flowgate/devices"
+	"github.com/flowgate/flowgate/gateway/config/yamlpos"
+	"github.com/flowgate/flowgate/rules"
+)
+
+// checker collects positioned problems.
+type checker struct {
+	doc  *yamlpos.Doc
+	errs yamlpos.Errors
+}
+
+func (k *checker) errorf(path, format string, args ...any) {
+	k.errs = append(k.errs, k.doc.Errorf(path, format, args...))
+}
+
+// validate checks every value and every cross-reference, collecting all
+// problems rather than stopping at the first.
+func (c *Config) validate() yamlpos.Errors {
+	k := &checker{doc: c.src.main}
+	c.validateGateway(k)
+	c.validateBroker(k)
+	c.validateDevices(k)
+	c.validateIngest(k)
+	c.validateRoutes(k)
+	c.validateUplink(k)
+	return k.errs
+}
+
+func (c *Config) validateGateway(k *checker) {
+	if c.Gateway.ID == "" || strings.ContainsAny(c.Gateway.ID, "/+#{} ") {
+		k.errorf("gateway.id", "%q must be non-empty, without '/', '+', '#', braces or spaces", c.Gateway.ID)
+	}
+	if c.Gateway.ShutdownTimeout <= 0 {
+		k.errorf("gateway.shutdown_timeout", "must be positive")
+	}
+	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
+		k.errorf("log.level", "%q must be one of debug, info, warn, error", c.Log.Level)
+	}
+	if !oneOf(c.Log.Format, "text", "json") {
+		k.errorf("log.format", "%q must be text or json", c.Log.Format)
+	}
+	checkAddr(k, "http.listen", c.HTTP.Listen)
+}
+
+func (c *Config) validateBroker(k *checker) {
+	b := c.Broker
+	checkAddr(k, "broker.listen", b.Listen)
+	if b.MaxClients <= 0 {
+		k.errorf("broker.max_clients", "must be positive")
+	}
+	if b.MaxPacketBytes < 1024 || b.MaxPacketBytes > 256<<20 {
+		k.errorf("broker.max_packet_bytes", "must be between 1024 and 268435456")
+	}
+	if b.MaxMessageExpiry < 0 {
+		k.errorf("broker.max_message_expiry", "must not be negative (0 means no cap)")
+	}
+	if b.SessionExpiry < 0 {
+		k.errorf("broker.session_expiry", "must not be negative")
+	}
+}
+
+func (c *Config) validateDevices(k *checker) {
+	ids, users := map[string]bool{}, map[string]bool{}
+	for i, d := range c.Devices {
+		src := c.src.devices[i]
+		dk := &checker{doc: src.doc}
+		p := src.path
+		switch {
+		case d.ID == "" || strings.ContainsAny(d.ID, "/+#{} $"):
+			dk.errorf(p+".id", "%q must be non-empty, without '/', '+', '#', '$', braces or spaces", d.ID)
+		case ids[d.ID]:
+			dk.errorf(p+".id", "duplicate device id %q", d.ID)
+		case users[d.Username]:
+			dk.errorf(p+".username", "duplicate username %q", d.Username)
+		}
+		ids[d.ID], users[d.Username] = true, true
+		if _, err := bcrypt.Cost([]byte(d.PasswordHash)); err != nil {
+			dk.errorf(p+".password_hash", "not a bcrypt hash (make one with `flowgate passwd`)")
+		}
+		if !strings.HasSuffix(d.TopicPrefix, "/") || strings.ContainsAny(d.TopicPrefix, "+#") || strings.HasPrefix(d.TopicPrefix, "$") {
+			dk.errorf(p+".topic_prefix", "topic_prefix %q must end with '/' and have no wildcards or leading '$'", d.TopicPrefix)
+		}
+		for j, f := range d.Subscribe {
+			if !devices.ValidFilter(f) {
+				dk.errorf(fmt.Sprintf("%s.subscribe[%d]", p, j), "%q is not a valid MQTT topic filter", f)
+			}
+		}
+		k.errs = append(k.errs, dk.errs...)
+	}
+}
+
+func (c *Config) validateIngest(k *checker) {
+	in := c.Ingest
+	if in.MaxPayloadBytes <= 0 || in.MaxPayloadBytes > c.Broker.MaxPacketBytes {
+		k.errorf("ingest.max_payload_bytes", "must be positive and at most broker.max_packet_bytes (%d)", c.Broker.MaxPacketBytes)
+	}
+	if !validTopicName(in.DeadLetterTopic) {
+		k.errorf("ingest.dead_letter_topic", "%q must be a topic name without wildcards", in.DeadLetterTopic)
+	}
+	if len(in.Topics) == 0 {
+		k.errorf("ingest", "topics: declare at least one topic that devices publish readings on")
+	}
+	for i, t := range in.Topics {
+		p := fmt.Sprintf("ingest.topics[%d]", i)
+		if !devices.ValidFilter(t.Match) {
+			k.errorf(p+".match", "%q is not a valid MQTT topic filter", t.Match)
+		}
+		if t.Type == "" {
+			k.errorf(p+".type", "ingest topic %q needs a type", t.Match)
+		}
+	}
+}
+
+func (c *Config) validateRoutes(k *checker) {
+	types := map[string]bool{}
+	for _, t := range c.Ingest.Topics {
+		types[t.Type] = true
+	}
+	names := map[string]bool{}
+	for i, r := range c.Routes {
+		p := fmt.Sprintf("routes[%d]", i)
+		if r.Name == "" || names[r.Name] {
+			k.errorf(p+".name", "%q must be present and unique", r.Name)
+		}
+		names[r.Name] = true
+		for j, t := range r.Types {
+			if !types[t] {
+				k.errorf(fmt.Sprintf("%s.types[%d]", p, j), "no ingest topic produces event type %q", t)
+			}
+		}
+		if strings.TrimSpace(r.Filter) != "" {
+			if ce := rules.CheckFilter(r.Filter); ce != nil {
+				pos := k.doc.ValuePos(p+".filter", ce.Offset)
+				k.errs = append(k.errs, yamlpos.Error{File: k.doc.File, Pos: pos, Msg: "filter: " + ce.Msg})
+			}
+		}
+		c.validateRouteTargets(k, p, r)
+	}
+}
+
+func (c *Config) validateRouteTargets(k *checker, p string, r Route) {
+	if len(r.To) == 0 {
+		k.errorf(p+".to", "route %q: to must name uplink, local or both", r.Name)
+	}
+	local := false
+	for j, to := range r.To {
+		switch to {
+		case ToUplink:
+		case ToLocal:
+			local = true
+		default:
+			k.errorf(fmt.Sprintf("%s.to[%d]", p, j), "route destination %q must be uplink or local", to)
+		}
+	}
+	switch {
+	case local && !validTopicName(strings.NewReplacer("{type}", "t", "{subject}", "s").Replace(r.LocalTopic)):
+		k.errorf(p+".local_topic", "route %q: local_topic %q must be a topic name without wildcards", r.Name, r.LocalTopic)
+	case !local && r.LocalTopic != "":
+		k.errorf(p+".local_topic", "route %q: local_topic is set but to does not include local", r.Name)
+	}
+}
+
+func (c *Config) validateUplink(k *checker) {
+	u := c.Uplink
+	if u.URL == "" {
+		k.errorf("uplink", "url is required: the cloud MQTT broker, e.g. mqtt://broker.example.com:1883")
+	} else if pu, err := url.Parse(u.URL); err != nil || !oneOf(pu.Scheme, "mqtt", "tcp", "tls", "ssl", "mqtts") || pu.Port() == "" {
+		k.errorf("uplink.url", "%q must look like mqtt://host:port or tls://host:port", u.URL)
+	}
+	topic := strings.NewReplacer("{gateway}", "g", "{type}", "t", "{subject}", "s").Replace(u.Topic)
+	if !validTopicName(topic) {
+		k.errorf("uplink.topic", "%q must be a topic name without wildcards", u.Topic)
+	}
+	if u.KeepAlive < 0 || u.KeepAlive > 18*time.Hour {
+		k.errorf("uplink.keep_alive", "must be between 0 and 18h")
+	}
+	if u.ConnectTimeout <= 0 {
+		k.errorf("uplink.connect_timeout", "must be positive")
+	}
+	if u.QueueSize <= 0 {
+		k.errorf("uplink.queue_size", "must be positive")
+	}
+	if u.MaxInflight < 1 || u.MaxInflight > 65535 {
+		k.errorf("uplink.max_inflight", "must be between 1 and 65535")
+	}
+}
+
+func checkAddr(k *checker, path, addr string) {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		k.errorf(path, "%q must be host:port (e.g. 127.0.0.1:1883 or :1883)", addr)
+	}
+}
+
+func validTopicName(s string) bool {
+	return s != "" && !strings.ContainsAny(s, "+#\x00")
+}
+
+func oneOf(s string, set ...string) bool {
+	for _, x := range set {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+// sortErrors orders problems by file (the main file first, then the others
+// as found), then line and column.
+func sortErrors(main string, errs yamlpos.Errors) {
+	order := map[string]int{main: 0}
+	for _, e := range errs {
+		if _, ok := order[e.File]; !ok {
+			order[e.File] = len(order)
+		}
+	}
+	sort.SliceStable(errs, func(i, j int) bool {
+		a, b := errs[i], errs[j]
+		if a.File != b.File {
+			return order[a.File] < order[b.File]
+		}
+		if a.Pos.Line != b.Pos.Line {
+			return a.Pos.Line < b.Pos.Line
+		}
+		return a.Pos.Col < b.Pos.Col
+	})
+}

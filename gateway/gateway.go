@@ -1,0 +1,184 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/flowgate/flowgate/devices"
+	"github.com/flowgate/flowgate/gateway/config"
+	"github.com/flowgate/flowgate/rules"
+	"github.com/flowgate/flowgate/uplink"
+)
+
+// Gateway is one running Flowgate: broker, pipeline, uplink and HTTP.
+type Gateway struct {
+	cfg *config.Config
+	log *slog.Logger
+	m   *metrics
+
+	registry atomic.Pointer[devices.Registry]
+	broker   *mqtt.Server
+	pipe     *pipeline
+	up       *uplink.Uplink
+	http     *http.Server
+
+	brokerAddr net.Addr // set once the broker listens
+	httpAddr   net.Addr
+	listening  atomic.Bool
+	upRunning  atomic.Bool
+	ready      chan struct{} // closed once the broker listens
+	subID      int           // last inline subscription id
+}
+
+// New builds a gateway from a validated config. It opens nothing: Run does.
+func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+	g := &Gateway{cfg: cfg, log: log, m: newMetrics(), ready: make(chan struct{})}
+	reg, err := devices.NewRegistry(deviceList(cfg.Devices), cfg.Broker.AllowAnonymous)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.registry.Store(reg)
+	router, err := rules.NewRouter(routeList(cfg.Routes))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.up, err = uplink.New(uplinkOptions(cfg, log.With("component", "uplink")))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.m.watchUplink(g.up)
+	g.broker = newBroker(cfg.Broker, log.With("component", "broker"))
+	g.pipe = &pipeline{
+		norm:      normalizer(cfg),
+		stage:     router,
+		up:        g.up,
+		local:     func(topic string, payload []byte) error { return g.broker.Publish(topic, payload, false, 1) },
+		deadTopic: cfg.Ingest.DeadLetterTopic,
+		now:       time.Now,
+		m:         g.m,
+		log:       log.With("component", "pipeline"),
+	}
+	g.pipe.init()
+	hook := &brokerHook{registry: &g.registry, pipe: g.pipe, m: g.m, log: log.With("component", "auth")}
+	if err := g.broker.AddHook(hook, nil); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	return g, nil
+}
+
+// Run starts everything, serves until ctx is cancelled, then shuts down in
+// order within the configured shutdown timeout. It returns the first start
+// error, or the shutdown's errors.
+func (g *Gateway) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	upCtx, stopUplink := context.WithCancel(context.Background())
+	defer stopUplink()
+	upErr := make(chan error, 1)
+	g.upRunning.Store(true)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer g.upRunning.Store(false)
+		upErr <- g.up.Run(upCtx)
+	}()
+
+	if err := g.startHTTP(&wg); err != nil {
+		g.shutdown(stopUplink)
+		return err
+	}
+	if err := g.startBroker(); err != nil {
+		g.shutdown(stopUplink)
+		return err
+	}
+	g.log.Info("gateway running", "id", g.cfg.Gateway.ID, "mqtt", g.brokerAddr.String(),
+		"http", g.httpAddr.String(), "uplink", g.cfg.Uplink.URL, "devices", g.registry.Load().Len())
+
+	select {
+	case <-ctx.Done():
+	case err := <-upErr:
+		upErr <- err // so shutdown does not wait for a second value
+		g.log.Error("uplink stopped unexpectedly", "err", err)
+	}
+	return g.shutdown(stopUplink)
+}
+
+func (g *Gateway) startBroker() error {
+	l, err := listen(g.broker, g.cfg.Broker.Listen)
+	if err != nil {
+		return fmt.Errorf("gateway: mqtt listener %s: %w", g.cfg.Broker.Listen, err)
+	}
+	if err := g.broker.Serve(); err != nil {
+		return fmt.Errorf("gateway: broker: %w", err)
+	}
+	g.brokerAddr = addrOf(l.Address())
+	g.listening.Store(true)
+	close(g.ready)
+	return nil
+}
+
+// shutdown stops the components front to back. Each step gets what is left
+// of the shutdown timeout.
+func (g *Gateway) shutdown(stopUplink context.CancelFunc) error {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Gateway.ShutdownTimeout)
+	defer cancel()
+	start := time.Now()
+	var errs []error
+
+	// 1. No new device connections or publishes.
+	g.listening.Store(false)
+	_ = g.broker.Close()
+	// 2. Publishes already inside the pipeline finish.
+	if err := g.pipe.close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("gateway: pipeline drain: %w", err))
+	}
+	// 3. The uplink delivers what it holds and disconnects.
+	if err := g.up.Close(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	stopUplink()
+	// 4. Health and metrics last, so the shutdown can be watched.
+	if g.http != nil {
+		if err := g.http.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("gateway: http: %w", err))
+		}
+	}
+	err := errors.Join(errs...)
+	g.log.Info("gateway stopped", "took", time.Since(start).Round(time.Millisecond), "err", err)
+	return err
+}
+
+// BrokerAddr is the address the MQTT listener is bound to, once Run has
+// started it.
+func (g *Gateway) BrokerAddr() net.Addr { return g.brokerAddr }
+
+func addrOf(s string) net.Addr {
+	a, err := net.ResolveTCPAddr("tcp", s)
+	if err != nil {
+		return &net.TCPAddr{}
+	}
+	return a
+}
+
+// Ready is closed once the broker listens and devices can connect.
+func (g *Gateway) Ready() <-chan struct{} { return g.ready }
+
+// Subscribe calls fn for every message published on the local broker on
+// topics matching filter: a local consumer inside the gateway process.
+func (g *Gateway) Subscribe(filter string, fn func(topic string, payload []byte)) error {
+	g.subID++
+	return g.broker.Subscribe(filter, g.subID, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		fn(pk.TopicName, pk.Payload)
+	})
+}

@@ -1,0 +1,152 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/flowgate/flowgate/devices"
+	"github.com/flowgate/flowgate/event"
+	"github.com/flowgate/flowgate/rules"
+)
+
+// sink is where routed events go upstream: the uplink. Enqueue returns once
+// the event is accepted (later: durably stored).
+type sink interface {
+	Enqueue(ctx context.Context, ev *event.Event) error
+}
+
+// errStopped is returned for publishes that arrive after the pipeline closed.
+var errStopped = errors.New("gateway: pipeline stopped")
+
+// pipeline carries one device publish through normalization and the rules
+// stage to the uplink and local topics. handle runs on the publishing
+// client's own goroutine, so publishes from many devices run in parallel and
+// a device's own publishes stay in order.
+type pipeline struct {
+	norm      *devices.Normalizer
+	stage     rules.Stage
+	up        sink
+	local     func(topic string, payload []byte) error // publish on the local broker
+	deadTopic string
+	now       func() time.Time
+	m         *metrics
+	log       *slog.Logger
+
+	ctx    context.Context // cancelled when a drain runs out of time
+	cancel context.CancelFunc
+	mu     sync.RWMutex // held for reading by every handle in progress
+	closed bool
+}
+
+func (p *pipeline) init() {
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+}
+
+// handle processes one publish. It returns an error only when the event
+// could not be accepted upstream; the broker then withholds the device's
+// PUBACK so the device sends it again. A bad payload is not an error here:
+// it is dead-lettered, counted, and acknowledged.
+func (p *pipeline) handle(d *devices.Device, clientID, topic string, payload []byte) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return errStopped
+	}
+	p.m.received.Inc()
+	now := p.now()
+	ev, err := p.norm.Normalize(d, topic, payload, now)
+	if err != nil {
+		p.deadLetter(d, clientID, topic, payload, now, err)
+		return nil
+	}
+	var upErr error
+	routed := false
+	p.stage.Process(ev, func(o rules.Output) {
+		routed = true
+		if o.Uplink && upErr == nil {
+			upErr = p.up.Enqueue(p.ctx, o.Event)
+		}
+		if o.Topic != "" {
+			p.publishLocal(o)
+		}
+	})
+	if !routed {
+		p.m.unrouted.Inc()
+	}
+	if upErr != nil {
+		p.m.rejected.Inc()
+		p.log.Warn("uplink refused event; device will resend", "id", ev.ID, "device", d.ID, "err", upErr)
+	}
+	return upErr
+}
+
+func (p *pipeline) publishLocal(o rules.Output) {
+	if err := p.local(o.Topic, o.Event.AppendJSON(nil)); err != nil {
+		p.log.Warn("local publish failed", "topic", o.Topic, "route", o.Route, "err", err)
+		return
+	}
+	p.m.localPublished.Inc()
+}
+
+// deadLetter is the message published on the dead-letter topic.
+type deadLetter struct {
+	Reason        devices.Reason `json:"reason"`
+	Error         string         `json:"error"`
+	Device        string         `json:"device"`
+	ClientID      string         `json:"client_id"`
+	Topic         string         `json:"topic"`
+	Received      time.Time      `json:"received"`
+	Payload       string         `json:"payload,omitempty"`        // when valid UTF-8
+	PayloadBase64 []byte         `json:"payload_base64,omitempty"` // otherwise
+	Size          int            `json:"size"`
+}
+
+// maxDeadLetterPayload bounds the payload copied into a dead letter.
+const maxDeadLetterPayload = 4 << 10
+
+func (p *pipeline) deadLetter(d *devices.Device, clientID, topic string, payload []byte, now time.Time, err error) {
+	reason := devices.ReasonMalformed
+	if r, ok := devices.AsReject(err); ok {
+		reason = r.Reason
+	}
+	p.m.deadLetters.WithLabelValues(string(reason)).Inc()
+	dl := deadLetter{Reason: reason, Error: err.Error(), Device: d.ID, ClientID: clientID, Topic: topic,
+		Received: now.UTC(), Size: len(payload)}
+	body := payload[:min(len(payload), maxDeadLetterPayload)]
+	if utf8.Valid(body) {
+		dl.Payload = string(body)
+	} else {
+		dl.PayloadBase64 = body
+	}
+	msg, _ := json.Marshal(dl)
+	if perr := p.local(p.deadTopic, msg); perr != nil {
+		p.log.Error("dead-letter publish failed", "topic", p.deadTopic, "err", perr)
+	}
+	p.log.Debug("dead letter", "device", d.ID, "topic", topic, "reason", reason, "err", err)
+}
+
+// close stops new publishes and waits for those in progress. If ctx ends
+// first, blocked uplink enqueues are cancelled (those publishes are not
+// acknowledged to their devices, which resend them) and close waits for them.
+func (p *pipeline) close(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		p.cancel()
+		<-done
+		return ctx.Err()
+	}
+}

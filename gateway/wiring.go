@@ -1,0 +1,51 @@
+package gateway
+
+import (
+	"log/slog"
+	"slices"
+
+	"github.com/flowgate/flowgate/devices"
+	"github.com/flowgate/flowgate/gateway/config"
+	"github.com/flowgate/flowgate/rules"
+	"github.com/flowgate/flowgate/uplink"
+)
+
+// This file is the one place that maps config onto component options.
+
+func deviceList(list []config.Device) []devices.Device {
+	out := make([]devices.Device, len(list))
+	for i, d := range list {
+		out[i] = devices.Device{ID: d.ID, Username: d.Username, PasswordHash: d.PasswordHash,
+			TopicPrefix: d.TopicPrefix, Subscribe: d.Subscribe, Metadata: d.Metadata}
+	}
+	return out
+}
+
+func routeList(list []config.Route) []rules.Route {
+	out := make([]rules.Route, len(list))
+	for i, r := range list {
+		out[i] = rules.Route{Name: r.Name, Types: r.Types, Filter: r.Filter,
+			Uplink: slices.Contains(r.To, config.ToUplink)}
+		if slices.Contains(r.To, config.ToLocal) {
+			out[i].Topic = r.LocalTopic
+		}
+	}
+	return out
+}
+
+func normalizer(c *config.Config) *devices.Normalizer {
+	n := &devices.Normalizer{Source: "/gateways/" + c.Gateway.ID, MaxPayload: c.Ingest.MaxPayloadBytes}
+	for _, t := range c.Ingest.Topics {
+		n.Topics = append(n.Topics, devices.IngestTopic{Filter: t.Match, Type: t.Type})
+	}
+	return n
+}
+
+func uplinkOptions(c *config.Config, log *slog.Logger) uplink.Options {
+	u := c.Uplink
+	return uplink.Options{
+		URL: u.URL, ClientID: u.ClientID, Username: u.Username, Password: u.Password,
+		Topic: c.UplinkTopic(), KeepAlive: u.KeepAlive, ConnectTimeout: u.ConnectTimeout,
+		QueueSize: u.QueueSize, MaxInflight: u.MaxInflight, Logger: log,
+	}
+}
