@@ -39,7 +39,7 @@ type Fleet struct {
 	// MalformedEvery makes the last device send a malformed payload every
 	// n-th reading (0: never).
 	MalformedEvery int
-	// OnPublish, if set, is told of every publish (for printing).
+	// OnPublish, if set, is told of every publish just before it is sent.
 	OnPublish func(device, topic string, payload []byte)
 	Logger    *slog.Logger
 }
@@ -93,13 +93,14 @@ func (f *Fleet) runDevice(ctx context.Context, u *url.URL, d Device, rng *rand.R
 		if buggy && n%f.MalformedEvery == 0 {
 			payload = []byte(`{"temperature": 21.5, "humidity":`) // truncated by the bug
 		}
+		if f.OnPublish != nil {
+			f.OnPublish(d.ID, topic, payload)
+		}
 		if _, err := cm.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: payload}); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			log.Warn("publish failed", "err", err)
-		} else if f.OnPublish != nil {
-			f.OnPublish(d.ID, topic, payload)
 		}
 		select {
 		case <-ctx.Done():

@@ -110,13 +110,13 @@ type deadLetter struct {
 const maxDeadLetterPayload = 4 << 10
 
 func (p *pipeline) deadLetter(d *devices.Device, clientID, topic string, payload []byte, now time.Time, err error) {
-	reason := devices.ReasonMalformed
+	dl := deadLetter{Reason: devices.ReasonMalformed, Error: err.Error(), Device: d.ID, ClientID: clientID,
+		Topic: topic, Received: now.UTC(), Size: len(payload)}
 	if r, ok := devices.AsReject(err); ok {
-		reason = r.Reason
+		dl.Reason, dl.Error = r.Reason, r.Detail
 	}
+	reason := dl.Reason
 	p.m.deadLetters.WithLabelValues(string(reason)).Inc()
-	dl := deadLetter{Reason: reason, Error: err.Error(), Device: d.ID, ClientID: clientID, Topic: topic,
-		Received: now.UTC(), Size: len(payload)}
 	body := payload[:min(len(payload), maxDeadLetterPayload)]
 	if utf8.Valid(body) {
 		dl.Payload = string(body)

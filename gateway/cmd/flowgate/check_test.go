@@ -77,10 +77,14 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 	}
 }
 
-func TestCheckDemoConfig(t *testing.T) {
-	stdout, stderr, code := runFlowgate(t, "", "check", "-c", "../../../configs/demo.yaml")
-	if code != 0 || stdout != "ok\n" {
-		t.Errorf("demo config: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+// The example configs in configs/ must pass check as they are.
+func TestCheckExampleConfigs(t *testing.T) {
+	t.Setenv("FLOWGATE_CLOUD_PASSWORD", "x")
+	for _, name := range []string{"demo.yaml", "flowgate.yaml"} {
+		stdout, stderr, code := runFlowgate(t, "", "check", "-c", "../../../configs/"+name)
+		if code != 0 || stdout != "ok\n" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", name, code, stdout, stderr)
+		}
 	}
 }
 

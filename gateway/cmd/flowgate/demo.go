@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,13 +25,21 @@ import (
 const demoPassword = "demo"
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	path, ok := configFlag("demo", "Run the gateway with FILE, a stand-in cloud broker at its uplink url, and\n"+
-		"simulated devices (password \"demo\") for every device FILE declares. Prints\n"+
-		"what the devices send, what is dead-lettered, and what reaches the cloud.", args, stderr, "configs/demo.yaml")
-	if !ok {
+	fs := flag.NewFlagSet("flowgate demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "configs/demo.yaml", "config `FILE` (YAML)")
+	interval := fs.Duration("interval", 2*time.Second, "time between two readings of one simulated device")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: flowgate demo [-c FILE] [-interval 2s]\n\n"+
+			"Run the gateway with FILE, a stand-in cloud broker at its uplink url, and\n"+
+			"simulated devices (password \"demo\") for every device FILE declares. Prints\n"+
+			"what the devices send, what is dead-lettered, and what reaches the cloud.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *interval <= 0 {
 		return 2
 	}
-	cfg, ok := loadConfig(path, stderr)
+	cfg, ok := loadConfig(*path, stderr)
 	if !ok {
 		return 1
 	}
@@ -62,9 +72,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	_ = g.Subscribe(cfg.Ingest.DeadLetterTopic, func(_ string, payload []byte) { out.deadLetter(payload) })
-	out.line("flowgate demo: gateway mqtt://%s, cloud %s, dashboard-less for now; Ctrl-C stops", g.BrokerAddr(), cfg.Uplink.URL)
+	out.line("flowgate demo: gateway mqtt://%s, cloud %s, metrics http://%s/metrics; Ctrl-C stops", g.BrokerAddr(), cfg.Uplink.URL, cfg.HTTP.Listen)
 
-	fleet := demoFleet(cfg, g, out, log)
+	fleet := demoFleet(cfg, g, *interval, out, log)
 	simCtx, stopSim := context.WithCancel(ctx)
 	defer stopSim()
 	wg.Add(1)
@@ -79,8 +89,8 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func demoFleet(cfg *config.Config, g *gateway.Gateway, out *printer, log *slog.Logger) *sim.Fleet {
-	f := &sim.Fleet{Broker: "mqtt://" + g.BrokerAddr().String(), Interval: 2 * time.Second, Seed: 1,
+func demoFleet(cfg *config.Config, g *gateway.Gateway, interval time.Duration, out *printer, log *slog.Logger) *sim.Fleet {
+	f := &sim.Fleet{Broker: "mqtt://" + g.BrokerAddr().String(), Interval: interval, Seed: 1,
 		MalformedEvery: 5, Logger: log.With("component", "sim"),
 		OnPublish: func(device, topic string, payload []byte) { out.line("device  %-9s → %s %s", device, topic, payload) }}
 	for _, d := range cfg.Devices {
@@ -105,7 +115,9 @@ func startCloud(rawURL string, out *printer, log *slog.Logger) (*mqtt.Server, er
 		return nil, err
 	}
 	err = s.Subscribe("#", 1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-		out.cloudEvent(pk.TopicName, pk.Payload)
+		if !strings.HasPrefix(pk.TopicName, "$") { // the stand-in's own $SYS topics
+			out.cloudEvent(pk.TopicName, pk.Payload)
+		}
 	})
 	return s, err
 }

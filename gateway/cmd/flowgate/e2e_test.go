@@ -429,3 +429,49 @@ func mosquittoPub(t *testing.T) string {
 	t.Skip("mosquitto_pub not installed; apt-get install mosquitto-clients")
 	return ""
 }
+
+// TestDemo runs what `make run` runs, on free ports, and checks that the
+// narrative shows readings going in, a dead letter, and events reaching the
+// stand-in cloud; then Ctrl-C (SIGINT) stops everything cleanly.
+func TestDemo(t *testing.T) {
+	demo, err := os.ReadFile("../../../configs/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.NewReplacer("127.0.0.1:11883", freeAddr(t), "127.0.0.1:18080", freeAddr(t),
+		"127.0.0.1:18830", freeAddr(t)).Replace(string(demo))
+	path := filepath.Join(t.TempDir(), "demo.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := &lockedBuffer{}
+	cmd := exec.Command(flowgateBin, "demo", "-c", path, "-interval", "50ms")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("demo output:\n%s", out.String())
+		}
+	})
+	waitFor(t, 20*time.Second, "device, DEAD and CLOUD lines", func() bool {
+		s := out.String()
+		return strings.Contains(s, "device  ") && strings.Contains(s, "DEAD    dock-door") &&
+			strings.Contains(s, "CLOUD   ") && strings.Contains(s, "env.reading id=")
+	})
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Errorf("demo exited with %v after SIGINT", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("demo did not stop within 15s of SIGINT")
+	}
+}
