@@ -12,8 +12,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -49,14 +49,14 @@ func NewID() string {
 // AppendJSON appends the event in CloudEvents structured JSON form to buf.
 func (e *Event) AppendJSON(buf []byte) []byte {
 	buf = append(buf, `{"specversion":"`+SpecVersion+`","id":`...)
-	buf = strconv.AppendQuote(buf, e.ID)
+	buf = appendString(buf, e.ID)
 	buf = append(buf, `,"source":`...)
-	buf = strconv.AppendQuote(buf, e.Source)
+	buf = appendString(buf, e.Source)
 	buf = append(buf, `,"type":`...)
-	buf = strconv.AppendQuote(buf, e.Type)
+	buf = appendString(buf, e.Type)
 	if e.Subject != "" {
 		buf = append(buf, `,"subject":`...)
-		buf = strconv.AppendQuote(buf, e.Subject)
+		buf = appendString(buf, e.Subject)
 	}
 	if !e.Time.IsZero() {
 		buf = append(buf, `,"time":"`...)
@@ -69,7 +69,7 @@ func (e *Event) AppendJSON(buf []byte) []byte {
 			ct = "application/json"
 		}
 		buf = append(buf, `,"datacontenttype":`...)
-		buf = strconv.AppendQuote(buf, ct)
+		buf = appendString(buf, ct)
 		buf = append(buf, `,"data":`...)
 		buf = append(buf, e.Data...)
 	}
@@ -119,4 +119,46 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		e.Time = *w.Time
 	}
 	return nil
+}
+
+// appendString appends s as a JSON string: quotes, backslashes and control
+// characters escaped, invalid UTF-8 replaced by U+FFFD.
+func appendString(buf []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	buf = append(buf, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			buf = append(buf, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				buf = append(buf, '\\', c)
+			case '\n':
+				buf = append(buf, '\\', 'n')
+			case '\t':
+				buf = append(buf, '\\', 't')
+			default:
+				buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, "\\ufffd"...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	buf = append(buf, s[start:]...)
+	return append(buf, '"')
 }

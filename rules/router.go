@@ -168,10 +168,16 @@ func newEnv(ev *event.Event) *Env {
 
 // expand replaces {type} and {subject} in a topic template.
 func expand(tmpl string, ev *event.Event) string {
-	if !strings.Contains(tmpl, "{") {
+	if strings.IndexByte(tmpl, '{') < 0 {
 		return tmpl
 	}
-	return strings.NewReplacer("{type}", ev.Type, "{subject}", ev.Subject).Replace(tmpl)
+	if strings.Contains(tmpl, "{type}") {
+		tmpl = strings.ReplaceAll(tmpl, "{type}", ev.Type)
+	}
+	if strings.Contains(tmpl, "{subject}") {
+		tmpl = strings.ReplaceAll(tmpl, "{subject}", ev.Subject)
+	}
+	return tmpl
 }
 
 func contains(list []string, s string) bool {

@@ -1,0 +1,180 @@
+package uplink
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/eclipse/paho.golang/packets"
+	"github.com/eclipse/paho.golang/paho/session"
+	"github.com/eclipse/paho.golang/paho/session/state"
+)
+
+// sessionHooks is paho's own session state with the uplink listening in.
+// paho calls a session manager whenever a packet id is assigned, an
+// acknowledgement arrives or a connection comes or goes, which is exactly
+// what the uplink must know to delete on PUBACK and resend after a drop. The
+// wrapped state still does the protocol work: packet ids, Receive Maximum
+// quota, acknowledging anything the broker sends.
+type sessionHooks struct {
+	*state.State
+	u *Uplink
+}
+
+var _ session.SessionManager = (*sessionHooks)(nil)
+
+func newSessionHooks(u *Uplink) *sessionHooks {
+	return &sessionHooks{State: state.NewInMemory(), u: u}
+}
+
+// ConAckReceived is called once a CONNACK accepted the connection.
+func (s *sessionHooks) ConAckReceived(w io.Writer, cp *packets.Connect, ca *packets.Connack) error {
+	if err := s.State.ConAckReceived(w, cp, ca); err != nil {
+		return err
+	}
+	recvMax := maxUint16 // MQTT's default when the property is absent
+	if ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
+		recvMax = int(*ca.Properties.ReceiveMaximum)
+	}
+	s.u.connUp(recvMax)
+	return nil
+}
+
+// ConnectionLost is called when the connection ends, possibly more than once.
+func (s *sessionHooks) ConnectionLost(dp *packets.Disconnect) error {
+	s.u.connDown(dp)
+	return s.State.ConnectionLost(dp)
+}
+
+// AddToSession assigns a packet id, right before paho writes the packet.
+// The uplink records the id before the packet can be on the wire, so no
+// PUBACK can arrive for an id it does not know.
+func (s *sessionHooks) AddToSession(ctx context.Context, p session.Packet, resp chan<- packets.ControlPacket) error {
+	pub, ok := p.(*packets.Publish)
+	if !ok {
+		return s.State.AddToSession(ctx, p, resp)
+	}
+	epoch := s.u.currentEpoch()
+	if err := s.State.AddToSession(ctx, p, resp); err != nil {
+		return err
+	}
+	s.u.sent(epoch, pub.PacketID)
+	return nil
+}
+
+// PacketReceived sees every acknowledgement. The uplink handles a PUBACK
+// before the wrapped state frees its packet id for reuse.
+func (s *sessionHooks) PacketReceived(cp *packets.ControlPacket, pubs chan<- *packets.Publish) error {
+	if ack, ok := cp.Content.(*packets.Puback); ok {
+		s.u.acked(ack)
+	}
+	return s.State.PacketReceived(cp, pubs)
+}
+
+// connUp opens the window for a new connection.
+func (u *Uplink) connUp(recvMax int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	size := min(u.opts.MaxInflight, recvMax)
+	u.epoch++
+	u.connected = true
+	u.connectedAt = time.Now()
+	u.win.open(size)
+	u.work.notify()
+	u.log.Info("connected", "url", u.broker.Redacted(), "window", size,
+		"receive_maximum", recvMax, "queued", u.ob.Len())
+}
+
+// connDown closes the window; whatever was in flight will be resent.
+func (u *Uplink) connDown(dp *packets.Disconnect) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !u.connected {
+		return
+	}
+	u.epoch++
+	u.connected = false
+	lost := u.win.close()
+	u.work.notify()
+	if u.stopping {
+		u.log.Info("disconnected", "queued", u.ob.Len())
+		return
+	}
+	args := []any{"url", u.broker.Redacted(), "unacknowledged", lost, "queued", u.ob.Len()}
+	if dp != nil {
+		args = append(args, "reason_code", dp.ReasonCode, "reason", dp.Reason())
+	}
+	u.log.Warn("connection lost; will reconnect and resend", args...)
+}
+
+// currentEpoch identifies the connection a publish is starting on.
+func (u *Uplink) currentEpoch() uint64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.epoch
+}
+
+// sent records that the record being published got packet id pid. If the
+// connection changed meanwhile, the id belongs to a dead session: the record
+// is left to be sent again.
+func (u *Uplink) sent(epoch uint64, pid uint16) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !u.connected || epoch != u.epoch || u.peek.sent {
+		return
+	}
+	u.peek.sent = true
+	if u.win.sent(u.peek.seq, pid) {
+		u.stats.Resent++
+	}
+}
+
+// acked handles a PUBACK: success deletes the event, an error reason code
+// puts it back in line after a pause.
+func (u *Uplink) acked(ack *packets.Puback) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	seq, ok := u.win.acked(ack.PacketID)
+	if !ok {
+		return // for a publish from a connection already given up
+	}
+	defer u.work.notify()
+	if ack.ReasonCode >= 0x80 {
+		u.rejected(seq, ack)
+		return
+	}
+	u.ob.Delete(seq)
+	u.stats.Forwarded++
+	if len(u.win.parked) == 0 {
+		u.failures = 0
+	}
+	u.space.notify()
+}
+
+// rejected parks seq for a retry and logs why: the event is kept, never
+// dropped.
+func (u *Uplink) rejected(seq uint64, ack *packets.Puback) {
+	delay := u.park(seq)
+	var id, reason string
+	if s, rec, ok := u.ob.Next(seq); ok && s == seq {
+		id = recordID(rec)
+	}
+	if ack.Properties != nil {
+		reason = ack.Properties.ReasonString
+	}
+	u.log.Warn("broker rejected event; will retry", "id", id, "reason_code", ack.ReasonCode,
+		"reason", ack.Reason(), "broker_reason", reason, "retry_in", delay, "attempt", u.failures)
+}
+
+// park sets seq aside for a retry after a backoff that grows while
+// rejections continue, and has Run wake the sender when it ends.
+func (u *Uplink) park(seq uint64) time.Duration {
+	u.failures++
+	delay := u.timing.retry(u.failures)
+	u.win.park(seq, time.Now().Add(delay))
+	select {
+	case u.retry <- struct{}{}:
+	default: // Run has a wake-up pending already
+	}
+	return delay
+}

@@ -1,0 +1,240 @@
+// Package uplink forwards Flowgate's events to the cloud MQTT broker.
+//
+// The gateway's promise upstream is at-least-once delivery, in order per
+// source, with a stable id on every event so the cloud can deduplicate. This
+// package keeps that promise on a link that drops: an Uplink holds every
+// accepted event until the broker's PUBACK says it has it (ack-then-delete),
+// resends whatever was unacknowledged when the connection comes back, and
+// keeps as many publishes in flight as the broker allows, because a backlog
+// drained one round trip at a time never catches up.
+//
+// Each event is published as a CloudEvent in structured JSON mode: MQTT v5,
+// QoS 1, content type application/cloudevents+json, and a user property "id"
+// carrying the event id so that the cloud can deduplicate without parsing the
+// payload. The topic comes from a template such as
+// "flowgate/gw1/events/{type}".
+//
+// Use it in three steps: New checks the options; Run, in a goroutine the
+// caller owns, connects and publishes until stopped; Enqueue hands it events.
+// Close stops intake, waits for the queue to drain and disconnects:
+//
+//	up, err := uplink.New(uplink.Options{URL: "tls://cloud.example:8883", Topic: "gw/{type}", Logger: log})
+//	...
+//	go func() { done <- up.Run(ctx) }()
+//	err = up.Enqueue(ctx, ev)
+//	...
+//	err = up.Close(shutdownCtx) // then <-done
+//
+// Events are queued in memory for now; a durable outbox replaces that queue
+// in a later version without changing this API.
+package uplink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/flowgate/flowgate/event"
+)
+
+// Uplink publishes events to one MQTT broker. Its methods are safe for
+// concurrent use.
+type Uplink struct {
+	opts   Options
+	broker *url.URL
+	topic  topicTemplate
+	log    *slog.Logger
+	timing timing
+
+	mu          sync.Mutex
+	ob          outbox
+	win         window
+	epoch       uint64 // changes whenever a connection comes up or goes down
+	connected   bool
+	connectedAt time.Time // when the last connection came up
+	failures    int       // rejections since the last time nothing was parked
+	closing     bool      // Close has begun: Enqueue refuses
+	ran         bool      // Run has been called
+	running     bool      // Run has not returned yet
+	stopping    bool      // Run is shutting the connection down on purpose
+	work        signal    // wakes the sender: something may be sendable
+	space       signal    // wakes Enqueue and Close: the queue shrank or Run ended
+	peek        entry     // the record the sender is working on
+	stats       Stats
+
+	stop     chan struct{} // closed by Close: Run returns
+	stopOnce sync.Once
+	runDone  chan struct{} // closed when Run returns
+	retry    chan struct{} // a record was parked; Run arms a timer for its retry
+}
+
+// Stats is a snapshot of an Uplink's counters.
+type Stats struct {
+	Connected bool   // a connection to the broker is up
+	Enqueued  uint64 // events accepted by Enqueue
+	Forwarded uint64 // events acknowledged by the broker, and so deleted
+	Resent    uint64 // publishes sent again: after a reconnect, or a rejected PUBACK
+	Queued    int    // events held: accepted but not yet acknowledged
+	Inflight  int    // publishes sent on this connection and awaiting a PUBACK
+}
+
+// New checks opts and returns an Uplink ready to Run. It has no side
+// effects: it neither connects nor starts goroutines.
+func New(opts Options) (*Uplink, error) {
+	opts = opts.withDefaults()
+	broker, topic, err := opts.validate()
+	if err != nil {
+		return nil, err
+	}
+	u := &Uplink{
+		opts:    opts,
+		broker:  broker,
+		topic:   topic,
+		log:     opts.Logger, // the caller names the component
+		timing:  defaultTiming(),
+		ob:      newMemOutbox(opts.QueueSize),
+		win:     newWindow(),
+		stop:    make(chan struct{}),
+		runDone: make(chan struct{}),
+		retry:   make(chan struct{}, 1),
+	}
+	u.peek.u = u
+	return u, nil
+}
+
+// Enqueue accepts ev for delivery. It encodes the event once, then queues
+// it; while the queue is full it blocks until there is space or ctx is done.
+// After Close has begun it returns ErrClosed. An event that cannot be
+// published (no id, or an invalid topic) is refused with ErrInvalidEvent.
+func (u *Uplink) Enqueue(ctx context.Context, ev *event.Event) error {
+	rec, err := u.encode(ev)
+	if err != nil {
+		return err
+	}
+	for {
+		wait, err := u.append(rec)
+		if wait == nil {
+			return err
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return fmt.Errorf("uplink: enqueue: queue full: %w", ctx.Err())
+		}
+	}
+}
+
+// append queues rec, or returns a channel to wait on while the queue is full.
+func (u *Uplink) append(rec []byte) (<-chan struct{}, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closing {
+		return nil, ErrClosed
+	}
+	_, err := u.ob.Append(rec)
+	if errors.Is(err, errFull) {
+		return u.space.wait(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("uplink: enqueue: %w", err)
+	}
+	u.stats.Enqueued++
+	u.work.notify()
+	return nil, nil
+}
+
+// Stats returns a snapshot of the counters.
+func (u *Uplink) Stats() Stats {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	s := u.stats
+	s.Connected = u.connected
+	s.Queued = u.ob.Len()
+	s.Inflight = u.win.inflight()
+	return s
+}
+
+// Close stops accepting events, waits until every queued event has been
+// acknowledged or ctx is done, then makes Run disconnect cleanly and return.
+// If events are left undelivered (the deadline hit, or Run was not running
+// to deliver them) the error wraps ErrUndelivered and says how many.
+//
+// Close may be called more than once, and before or without Run; a Run that
+// has not started when Close begins is not waited for, and returns ErrClosed
+// when it does start. Close does not wait past ctx for Run to return; Run's
+// caller waits for that.
+func (u *Uplink) Close(ctx context.Context) error {
+	u.mu.Lock()
+	u.closing = true
+	u.space.notify()
+	ran := u.ran
+	u.mu.Unlock()
+
+	if ran {
+		u.drain(ctx)
+	}
+	u.stopOnce.Do(func() { close(u.stop) })
+	if ran {
+		select {
+		case <-u.runDone:
+		case <-ctx.Done():
+		}
+	}
+	return u.undelivered(ctx)
+}
+
+// drain waits until the queue is empty, Run has returned or ctx is done.
+func (u *Uplink) drain(ctx context.Context) {
+	for {
+		u.mu.Lock()
+		if u.ob.Len() == 0 || !u.running {
+			u.mu.Unlock()
+			return
+		}
+		wait := u.space.wait()
+		u.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// undelivered reports the events still queued, if any.
+func (u *Uplink) undelivered(ctx context.Context) error {
+	u.mu.Lock()
+	n := u.ob.Len()
+	u.mu.Unlock()
+	switch {
+	case n == 0:
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("%w: %d not acknowledged by the broker: %w", ErrUndelivered, n, ctx.Err())
+	default:
+		return fmt.Errorf("%w: %d not acknowledged by the broker (Run was not running)", ErrUndelivered, n)
+	}
+}
+
+// signal wakes every goroutine waiting on it at the next notify. The zero
+// value is ready to use; the Uplink's mutex guards it. A channel is made only
+// when someone waits, so notifying nobody costs nothing.
+type signal struct{ ch chan struct{} }
+
+func (s *signal) wait() chan struct{} {
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *signal) notify() {
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
