@@ -52,7 +52,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	g.up, err = uplink.New(uplinkOptions(cfg, log.With("component", "uplink")))
+	g.up, err = uplink.New(cfg.UplinkOptions(log.With("component", "uplink")))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}

@@ -1,13 +1,11 @@
 package gateway
 
 import (
-	"log/slog"
 	"slices"
 
 	"github.com/flowgate/flowgate/devices"
 	"github.com/flowgate/flowgate/gateway/config"
 	"github.com/flowgate/flowgate/rules"
-	"github.com/flowgate/flowgate/uplink"
 )
 
 // This file is the one place that maps config onto component options.
@@ -39,13 +37,4 @@ func normalizer(c *config.Config) *devices.Normalizer {
 		n.Topics = append(n.Topics, devices.IngestTopic{Filter: t.Match, Type: t.Type})
 	}
 	return n
-}
-
-func uplinkOptions(c *config.Config, log *slog.Logger) uplink.Options {
-	u := c.Uplink
-	return uplink.Options{
-		URL: u.URL, ClientID: u.ClientID, Username: u.Username, Password: u.Password,
-		Topic: c.UplinkTopic(), KeepAlive: u.KeepAlive, ConnectTimeout: u.ConnectTimeout,
-		QueueSize: u.QueueSize, MaxInflight: u.MaxInflight, Logger: log,
-	}
 }

@@ -7,7 +7,11 @@
 package config
 
 import (
+	"log/slog"
+	"strings"
 	"time"
+
+	"github.com/flowgate/flowgate/uplink"
 )
 
 // Config is the whole gateway configuration file.
@@ -163,5 +167,15 @@ func (c *Config) derive() {
 
 // UplinkTopic is the uplink topic template with {gateway} replaced.
 func (c *Config) UplinkTopic() string {
-	return replaceAll(c.Uplink.Topic, "{gateway}", c.Gateway.ID)
+	return strings.ReplaceAll(c.Uplink.Topic, "{gateway}", c.Gateway.ID)
+}
+
+// UplinkOptions maps the uplink section onto the uplink's options.
+func (c *Config) UplinkOptions(log *slog.Logger) uplink.Options {
+	u := c.Uplink
+	return uplink.Options{
+		URL: u.URL, ClientID: u.ClientID, Username: u.Username, Password: u.Password,
+		Topic: c.UplinkTopic(), KeepAlive: u.KeepAlive, ConnectTimeout: u.ConnectTimeout,
+		QueueSize: u.QueueSize, MaxInflight: u.MaxInflight, Logger: log,
+	}
 }

@@ -92,7 +92,7 @@ uplink:
 		`f.yaml:9:17: devices[1].subscribe[0]: "a/#/b" is not a valid MQTT topic filter`,
 		`f.yaml:15:13: routes[0].types[0]: no ingest topic produces event type "gps.fix"`,
 		`f.yaml:16:10: routes[0].to[0]: route destination "cloud" must be uplink or local`,
-		`f.yaml:18:8: uplink.url: "http://x" must look like`,
+		`f.yaml:18:8: uplink.url: "http://x": scheme "http" is not supported`,
 	}
 	got := problems(t, err)
 	if len(got) != len(want) {
@@ -168,4 +168,20 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// check and run must agree: the uplink's own verdict on its options is
+// reported at the key it concerns.
+func TestUplinkOptionsJudgedByUplink(t *testing.T) {
+	for _, c := range []struct{ extra, want string }{
+		{"  keep_alive: 1500ms\n", "f.yaml:6:15: uplink.keep_alive: 1.5s is not a whole number of seconds"},
+		{"  topic: a/{nope}\n", "f.yaml:6:10: uplink.topic:"},
+		{"  keep_alive: 0s\n", "f.yaml:6:15: uplink.keep_alive: must be positive"},
+	} {
+		_, err := Parse("f.yaml", []byte(minimal+c.extra), noEnv)
+		got := problems(t, err)
+		if len(got) != 1 || !strings.HasPrefix(got[0], c.want) {
+			t.Errorf("%q: got %q, want prefix %q", c.extra, got, c.want)
+		}
+	}
 }

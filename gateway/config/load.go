@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/flowgate/flowgate/gateway/config/yamlpos"
 )
@@ -85,5 +84,3 @@ func readError(err error) string {
 	}
 	return err.Error()
 }
-
-func replaceAll(s, old, new string) string { return strings.ReplaceAll(s, old, new) }

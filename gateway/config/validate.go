@@ -1,18 +1,18 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"sort"
 	"strings"
-	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/flowgate/flowgate/devices"
 	"github.com/flowgate/flowgate/gateway/config/yamlpos"
 	"github.com/flowgate/flowgate/rules"
+	"github.com/flowgate/flowgate/uplink"
 )
 
 // checker collects positioned problems.
@@ -172,28 +172,33 @@ func (c *Config) validateRouteTargets(k *checker, p string, r Route) {
 	}
 }
 
+// validateUplink lets the uplink judge its own options, so that check and
+// run can never disagree, and points its verdict at the key in the file.
 func (c *Config) validateUplink(k *checker) {
-	u := c.Uplink
-	if u.URL == "" {
+	if c.Uplink.URL == "" {
 		k.errorf("uplink", "url is required: the cloud MQTT broker, e.g. mqtt://broker.example.com:1883")
-	} else if pu, err := url.Parse(u.URL); err != nil || !oneOf(pu.Scheme, "mqtt", "tcp", "tls", "ssl", "mqtts") || pu.Port() == "" {
-		k.errorf("uplink.url", "%q must look like mqtt://host:port or tls://host:port", u.URL)
+		return
 	}
-	topic := strings.NewReplacer("{gateway}", "g", "{type}", "t", "{subject}", "s").Replace(u.Topic)
-	if !validTopicName(topic) {
-		k.errorf("uplink.topic", "%q must be a topic name without wildcards", u.Topic)
+	// The uplink reads a zero as "use the default"; in the file, a zero
+	// that is written down is a mistake.
+	u := c.Uplink
+	for _, z := range []struct {
+		key  string
+		zero bool
+	}{{"keep_alive", u.KeepAlive == 0}, {"connect_timeout", u.ConnectTimeout == 0},
+		{"queue_size", u.QueueSize == 0}, {"max_inflight", u.MaxInflight == 0}} {
+		if z.zero {
+			k.errorf("uplink."+z.key, "must be positive")
+			return
+		}
 	}
-	if u.KeepAlive < 0 || u.KeepAlive > 18*time.Hour {
-		k.errorf("uplink.keep_alive", "must be between 0 and 18h")
-	}
-	if u.ConnectTimeout <= 0 {
-		k.errorf("uplink.connect_timeout", "must be positive")
-	}
-	if u.QueueSize <= 0 {
-		k.errorf("uplink.queue_size", "must be positive")
-	}
-	if u.MaxInflight < 1 || u.MaxInflight > 65535 {
-		k.errorf("uplink.max_inflight", "must be between 1 and 65535")
+	_, err := uplink.New(c.UplinkOptions(nil))
+	var oe *uplink.OptionError
+	switch {
+	case errors.As(err, &oe):
+		k.errorf("uplink."+oe.Key, "%s", oe.Reason)
+	case err != nil:
+		k.errorf("uplink", "%v", err)
 	}
 }
 
