@@ -37,7 +37,7 @@ type Gateway struct {
 	listening  atomic.Bool
 	upRunning  atomic.Bool
 	ready      chan struct{} // closed once the broker listens
-	subID      int           // last inline subscription id
+	subID      atomic.Int32  // last inline subscription id
 }
 
 // New builds a gateway from a validated config. It opens nothing: Run does.
@@ -177,8 +177,7 @@ func (g *Gateway) Ready() <-chan struct{} { return g.ready }
 // Subscribe calls fn for every message published on the local broker on
 // topics matching filter: a local consumer inside the gateway process.
 func (g *Gateway) Subscribe(filter string, fn func(topic string, payload []byte)) error {
-	g.subID++
-	return g.broker.Subscribe(filter, g.subID, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+	return g.broker.Subscribe(filter, int(g.subID.Add(1)), func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		fn(pk.TopicName, pk.Payload)
 	})
 }

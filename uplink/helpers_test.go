@@ -190,28 +190,11 @@ func (g *linkGate) dial(ctx context.Context, addr string) (net.Conn, error) {
 
 // testLogger logs into a buffer that is printed if the test fails.
 func testLogger(t testing.TB) *slog.Logger {
-	var buf lockedBuffer
+	var buf uplinktest.SyncBuffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("uplink log:\n%s", buf.String())
 		}
 	})
 	return slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -42,7 +42,7 @@ type Mosquitto struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has been waited for
-	log    syncBuffer    // stderr of every run, shown when the test fails
+	log    SyncBuffer    // stderr of every run, shown when the test fails
 }
 
 // StartMosquitto starts a broker on a free loopback port and stops it when
@@ -244,20 +244,20 @@ func waitStopped(pid int) error {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the process's output goroutine and
-// the test to use at once.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer that a process's output goroutine (or a
+// logger) and a test may use at once.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()

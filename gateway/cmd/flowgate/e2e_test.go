@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -59,26 +57,9 @@ type gatewayProc struct {
 	cmd      *exec.Cmd
 	mqtt     string // host:port of the embedded broker
 	http     string
-	log      *lockedBuffer
+	log      *uplinktest.SyncBuffer
 	exited   chan struct{}
 	exitCode int
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // testConfig is a gateway config with two devices (password "pw") and a
@@ -128,7 +109,7 @@ uplink:
 // startGateway runs `flowgate run -c cfg` and waits until /healthz is 200.
 func startGateway(t *testing.T, cfg, mqttAddr, httpAddr string) *gatewayProc {
 	t.Helper()
-	g := &gatewayProc{mqtt: mqttAddr, http: httpAddr, log: &lockedBuffer{}, exited: make(chan struct{})}
+	g := &gatewayProc{mqtt: mqttAddr, http: httpAddr, log: &uplinktest.SyncBuffer{}, exited: make(chan struct{})}
 	g.cmd = exec.Command(flowgateBin, "run", "-c", cfg)
 	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
 	if err := g.cmd.Start(); err != nil {
@@ -444,7 +425,7 @@ func TestDemo(t *testing.T) {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := &lockedBuffer{}
+	out := &uplinktest.SyncBuffer{}
 	cmd := exec.Command(flowgateBin, "demo", "-c", path, "-interval", "50ms")
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
