@@ -58,6 +58,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.m.watchUplink(g.up)
 	g.broker = newBroker(cfg.Broker, log.With("component", "broker"))
+	g.m.watchBroker(g.broker)
 	g.pipe = &pipeline{
 		norm:      normalizer(cfg),
 		stage:     router,

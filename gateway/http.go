@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -28,7 +29,7 @@ type health struct {
 func (g *Gateway) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	st := g.up.Stats()
 	h := health{Status: "ok", BrokerListening: g.listening.Load(), UplinkRunning: g.upRunning.Load(),
-		UplinkConnected: st.Connected, UplinkQueued: st.Queued, Devices: g.broker.Info.ClientsConnected}
+		UplinkConnected: st.Connected, UplinkQueued: st.Queued, Devices: atomic.LoadInt64(&g.broker.Info.ClientsConnected)}
 	code := http.StatusOK
 	if !h.BrokerListening || !h.UplinkRunning {
 		h.Status, code = "unavailable", http.StatusServiceUnavailable

@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -72,4 +75,11 @@ func (m *metrics) watchUplink(u *uplink.Uplink) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowgate_uplink_inflight",
 			Help: "Publishes sent and not yet acknowledged."}, stat(func(s uplink.Stats) float64 { return float64(s.Inflight) })),
 	)
+}
+
+// watchBroker exports the embedded broker's connection count.
+func (m *metrics) watchBroker(s *mqtt.Server) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowgate_devices_connected",
+		Help: "MQTT clients connected to the embedded broker."},
+		func() float64 { return float64(atomic.LoadInt64(&s.Info.ClientsConnected)) }))
 }

@@ -266,6 +266,17 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("3.1.1 event: %+v (first id %s)", ev2, ev.ID)
 	}
 
+	var h struct {
+		Status          string `json:"status"`
+		BrokerListening bool   `json:"broker_listening"`
+		UplinkConnected bool   `json:"uplink_connected"`
+		Devices         int    `json:"devices_connected"`
+	}
+	if err := json.Unmarshal([]byte(get(t, "http://"+httpAddr+"/healthz")), &h); err != nil ||
+		h.Status != "ok" || !h.BrokerListening || !h.UplinkConnected || h.Devices != 1 {
+		t.Errorf("healthz: %+v (%v)", h, err)
+	}
+
 	if code := g.stop(t); code != 0 {
 		t.Errorf("exit code %d after SIGTERM", code)
 	}
@@ -372,6 +383,7 @@ func TestDeadLetter(t *testing.T) {
 		`flowgate_dead_letters_total{reason="unknown_topic"} 1`,
 		`flowgate_messages_received_total 4`,
 		`flowgate_uplink_connected 1`,
+		`flowgate_devices_connected 2`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
