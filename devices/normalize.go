@@ -20,10 +20,13 @@ const (
 	ReasonUnknownTopic Reason = "unknown_topic"
 	ReasonTooLarge     Reason = "too_large"
 	ReasonMalformed    Reason = "malformed_json"
+	// ReasonUndeliverable is an event the uplink refuses outright (not for
+	// lack of room): resending it would never help.
+	ReasonUndeliverable Reason = "undeliverable"
 )
 
 // Reasons lists every Reason, for pre-registering metrics.
-var Reasons = []Reason{ReasonUnknownTopic, ReasonTooLarge, ReasonMalformed}
+var Reasons = []Reason{ReasonUnknownTopic, ReasonTooLarge, ReasonMalformed, ReasonUndeliverable}
 
 // RejectError is a payload that did not become an event, and why.
 type RejectError struct {

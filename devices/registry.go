@@ -24,7 +24,13 @@ type Device struct {
 var (
 	ErrUnknownDevice = errors.New("devices: unknown device")
 	ErrBadPassword   = errors.New("devices: wrong password")
+	ErrClientID      = errors.New("devices: client id does not belong to this device")
 )
+
+// dummyHash is compared against when a username is unknown, so that a
+// refusal takes as long whether or not the username exists. It is the hash
+// of random bytes nobody kept, at bcrypt's default cost.
+var dummyHash = []byte("$2a$10$Gv4qyR9ROFvWrERhrR8weOO0DNLcRaLEnZJqnkO/1rwT0Zc.xYL3q")
 
 // DefaultPrefix is the topic prefix of a device that declares none.
 func DefaultPrefix(id string) string { return "devices/" + id + "/" }
@@ -34,6 +40,7 @@ func DefaultPrefix(id string) string { return "devices/" + id + "/" }
 // builds a new Registry and swaps it in.
 type Registry struct {
 	byUsername map[string]*Device
+	ids        map[string]bool
 	anonymous  bool
 
 	// verified caches the credentials that passed bcrypt, so that a device
@@ -46,12 +53,12 @@ type Registry struct {
 // clients without a username connect; see Anonymous.
 func NewRegistry(list []Device, allowAnonymous bool) (*Registry, error) {
 	r := &Registry{byUsername: make(map[string]*Device, len(list)), anonymous: allowAnonymous,
-		verified: make(map[string][sha256.Size]byte)}
-	ids := make(map[string]bool, len(list))
+		verified: make(map[string][sha256.Size]byte), ids: make(map[string]bool, len(list))}
+	ids := r.ids
 	for i := range list {
 		d := list[i]
-		if d.ID == "" {
-			return nil, fmt.Errorf("devices: device %d has no id", i)
+		if !ValidID(d.ID) {
+			return nil, fmt.Errorf("devices: device %d: invalid id %q", i, d.ID)
 		}
 		if ids[d.ID] {
 			return nil, fmt.Errorf("devices: duplicate device id %q", d.ID)
@@ -74,18 +81,27 @@ func NewRegistry(list []Device, allowAnonymous bool) (*Registry, error) {
 // Len is the number of registered devices.
 func (r *Registry) Len() int { return len(r.byUsername) }
 
-// Authenticate checks a CONNECT's credentials. An empty username is the
-// anonymous client clientID when the registry allows anonymous access.
+// Authenticate checks a CONNECT's credentials. A device's client id must be
+// its id, or begin with its id and '-' (truck-7, truck-7-gps), so that one
+// device can neither take over another's session nor pass for it.
+//
+// An empty username is the anonymous client clientID when the registry
+// allows anonymous access; its client id must not be, or begin with, a
+// registered device's id.
 func (r *Registry) Authenticate(clientID, username string, password []byte) (*Device, error) {
 	if username == "" {
-		if r.anonymous && clientID != "" {
+		if r.anonymous && ValidID(clientID) && !r.claimed(clientID) {
 			return Anonymous(clientID), nil
 		}
 		return nil, ErrUnknownDevice
 	}
 	d, ok := r.byUsername[username]
 	if !ok || d.PasswordHash == "" {
+		_ = bcrypt.CompareHashAndPassword(dummyHash, password)
 		return nil, ErrUnknownDevice
+	}
+	if clientID != d.ID && !strings.HasPrefix(clientID, d.ID+"-") {
+		return nil, ErrClientID
 	}
 	sum := sha256.Sum256(password)
 	r.mu.Lock()
@@ -103,6 +119,36 @@ func (r *Registry) Authenticate(clientID, username string, password []byte) (*De
 	return d, nil
 }
 
+// claimed reports whether clientID is a registered device's id or falls in
+// a registered device's client id space ({id}-…).
+func (r *Registry) claimed(clientID string) bool {
+	if r.ids[clientID] {
+		return true
+	}
+	for i := 0; i < len(clientID); i++ {
+		if clientID[i] == '-' && r.ids[clientID[:i]] {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidID reports whether s can be a device id: non-empty, at most 128
+// bytes of letters, digits, '.', '_', ':' and '-'. Ids become topic levels
+// and CloudEvents sources, so nothing else is allowed.
+func ValidID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // Lookup returns the device that authenticated as username (or, for an
 // anonymous client, the anonymous device named after its client id).
 func (r *Registry) Lookup(clientID, username string) (*Device, bool) {
@@ -118,7 +164,8 @@ func (r *Registry) Lookup(clientID, username string) (*Device, bool) {
 
 // Anonymous is the device an anonymous client is treated as: its client id
 // is its identity, it publishes under devices/{client id}/ like any device
-// and may subscribe to any topic except the broker's $SYS tree.
+// and may subscribe to any topic except the broker's $SYS tree (including
+// the gateway's dead letters: anonymous access is for demos and benches).
 func Anonymous(clientID string) *Device {
 	return &Device{ID: clientID, TopicPrefix: DefaultPrefix(clientID), Subscribe: []string{"#"}}
 }

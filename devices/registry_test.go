@@ -26,21 +26,24 @@ func testRegistry(t *testing.T, anonymous bool) *Registry {
 func TestAuthenticate(t *testing.T) {
 	r := testRegistry(t, false)
 	for _, c := range []struct {
-		user, pass string
-		wantID     string
-		wantErr    error
+		client, user, pass string
+		wantID             string
+		wantErr            error
 	}{
-		{"truck-7", "s3cret", "truck-7", nil},
-		{"truck-7", "s3cret", "truck-7", nil}, // second time from the cache
-		{"truck-7", "wrong", "", ErrBadPassword},
-		{"door", "s3cret", "door-1", nil},
-		{"door-1", "s3cret", "", ErrUnknownDevice}, // username, not id
-		{"nobody", "s3cret", "", ErrUnknownDevice},
-		{"", "", "", ErrUnknownDevice}, // anonymous refused by default
+		{"truck-7", "truck-7", "s3cret", "truck-7", nil},
+		{"truck-7", "truck-7", "s3cret", "truck-7", nil}, // second time from the cache
+		{"truck-7-gps", "truck-7", "s3cret", "truck-7", nil},
+		{"truck-7", "truck-7", "wrong", "", ErrBadPassword},
+		{"door-1", "door", "s3cret", "door-1", nil},
+		{"door-1", "door-1", "s3cret", "", ErrUnknownDevice}, // username, not id
+		{"x", "nobody", "s3cret", "", ErrUnknownDevice},
+		{"door-1", "truck-7", "s3cret", "", ErrClientID},   // another device's client id
+		{"truck-70", "truck-7", "s3cret", "", ErrClientID}, // not truck-7's space
+		{"truck-7", "", "", "", ErrUnknownDevice},          // anonymous refused by default
 	} {
-		d, err := r.Authenticate("client", c.user, []byte(c.pass))
+		d, err := r.Authenticate(c.client, c.user, []byte(c.pass))
 		if !errors.Is(err, c.wantErr) {
-			t.Errorf("Authenticate(%q, %q) error = %v, want %v", c.user, c.pass, err, c.wantErr)
+			t.Errorf("Authenticate(%q, %q, %q) error = %v, want %v", c.client, c.user, c.pass, err, c.wantErr)
 			continue
 		}
 		if err == nil && d.ID != c.wantID {
@@ -60,6 +63,12 @@ func TestAnonymous(t *testing.T) {
 	}
 	if d.CanSubscribe("$SYS/#") {
 		t.Error("anonymous device may read $SYS")
+	}
+	// An anonymous client cannot pass for a registered device.
+	for _, id := range []string{"truck-7", "truck-7-x", "door-1", "a/b", "+", ""} {
+		if _, err := r.Authenticate(id, "", nil); err == nil {
+			t.Errorf("anonymous client id %q accepted", id)
+		}
 	}
 }
 

@@ -32,7 +32,7 @@ type Event struct {
 	Source          string          // URI-reference naming the producer, e.g. /gateways/gw1/devices/truck-7
 	Type            string          // what happened, e.g. env.reading
 	Subject         string          // the device (or other key) the event is about
-	Time            time.Time       // when it happened (device time, else receive time)
+	Time            time.Time       // when it happened (today the gateway's receive time)
 	DataContentType string          // media type of Data, normally application/json
 	Data            json.RawMessage // the payload, already valid JSON
 

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"errors"
 	"log/slog"
 	"math"
 	"sync/atomic"
@@ -68,15 +67,23 @@ type brokerHook struct {
 func (h *brokerHook) ID() string { return "flowgate" }
 
 func (h *brokerHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnWillSent}, []byte{b})
 }
 
+// OnConnectAuthenticate admits a device whose credentials and client id the
+// registry accepts, and whose Will (if any) it would be allowed to publish.
 func (h *brokerHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	_, err := h.registry.Load().Authenticate(cl.ID, string(pk.Connect.Username), pk.Connect.Password)
+	d, err := h.registry.Load().Authenticate(cl.ID, string(pk.Connect.Username), pk.Connect.Password)
 	if err != nil {
 		h.m.authFailures.Inc()
 		h.log.Info("connection refused", "client", cl.ID, "username", string(pk.Connect.Username),
-			"remote", cl.Net.Remote, "reason", errors.Unwrap(err))
+			"remote", cl.Net.Remote, "reason", err)
+		return false
+	}
+	if pk.Connect.WillFlag && !d.CanPublish(pk.Connect.WillTopic) {
+		h.m.aclDenied.WithLabelValues("publish").Inc()
+		h.log.Info("connection refused: will topic outside the device's prefix", "client", cl.ID,
+			"device", d.ID, "will_topic", pk.Connect.WillTopic)
 		return false
 	}
 	return true
@@ -117,4 +124,12 @@ func (h *brokerHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, nil
+}
+
+// OnWillSent hands a device's Will, which the broker publishes itself when
+// the device vanishes, to the pipeline like any publish of the device.
+func (h *brokerHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	if d, ok := h.registry.Load().Lookup(cl.ID, string(cl.Properties.Username)); ok {
+		_ = h.pipe.handle(d, cl.ID, pk.TopicName, pk.Payload) // nobody to refuse it to
+	}
 }

@@ -129,20 +129,37 @@ func (g *Gateway) startBroker() error {
 	return nil
 }
 
-// shutdown stops the components front to back. Each step gets what is left
-// of the shutdown timeout.
+// shutdown stops the components front to back within the shutdown
+// timeout.
 func (g *Gateway) shutdown(stopUplink context.CancelFunc) error {
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Gateway.ShutdownTimeout)
+	timeout := g.cfg.Gateway.ShutdownTimeout
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
 	var errs []error
 
-	// 1. No new device connections or publishes.
+	// 1. No new device connections or publishes, and 2. the publishes in
+	// progress finish. Closing the broker disconnects every device and
+	// waits for its connection, including a publish blocked on a full
+	// uplink during a cloud outage; so the pipeline gets half the timeout
+	// to drain, after which blocked publishes are let go unacknowledged
+	// (their devices resend them when they reconnect) and the uplink keeps
+	// the other half to flush.
 	g.listening.Store(false)
-	_ = g.broker.Close()
-	// 2. Publishes already inside the pipeline finish.
-	if err := g.pipe.close(ctx); err != nil {
+	brokerDone := make(chan struct{})
+	go func() {
+		defer close(brokerDone)
+		_ = g.broker.Close()
+	}()
+	drainCtx, cancelDrain := context.WithTimeout(ctx, timeout/2)
+	if err := g.pipe.close(drainCtx); err != nil {
 		errs = append(errs, fmt.Errorf("gateway: pipeline drain: %w", err))
+	}
+	cancelDrain()
+	select {
+	case <-brokerDone:
+	case <-ctx.Done():
+		errs = append(errs, errors.New("gateway: broker did not close in time"))
 	}
 	// 3. The uplink delivers what it holds and disconnects.
 	if err := g.up.Close(ctx); err != nil {

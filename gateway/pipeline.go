@@ -12,6 +12,7 @@ import (
 	"github.com/flowgate/flowgate/devices"
 	"github.com/flowgate/flowgate/event"
 	"github.com/flowgate/flowgate/rules"
+	"github.com/flowgate/flowgate/uplink"
 )
 
 // sink is where routed events go upstream: the uplink. Enqueue returns once
@@ -78,9 +79,14 @@ func (p *pipeline) handle(d *devices.Device, clientID, topic string, payload []b
 	if !routed {
 		p.m.unrouted.Inc()
 	}
-	if upErr != nil {
+	switch {
+	case errors.Is(upErr, uplink.ErrInvalidEvent):
+		p.deadLetter(d, clientID, topic, payload, now, &devices.RejectError{Reason: devices.ReasonUndeliverable, Detail: upErr.Error()})
+		return nil
+	case upErr != nil:
 		p.m.rejected.Inc()
-		p.log.Warn("uplink refused event; device will resend", "id", ev.ID, "device", d.ID, "err", upErr)
+		p.log.Warn("uplink did not accept event; not acknowledged, the device resends it when it reconnects",
+			"id", ev.ID, "device", d.ID, "err", upErr)
 	}
 	return upErr
 }

@@ -5,7 +5,10 @@
 // (github.com/expr-lang/expr, compiled once at load) that send matching
 // events to the uplink and/or to local broker topics. The windowed rules
 // engine (windows, aggregates, patterns, absence) will be another Stage:
-// anything that takes an event and emits zero or more routed outputs.
+// anything that takes an event and emits zero or more routed outputs. What
+// it adds beyond Process (output driven by time, when a window closes or an
+// expected event does not come, and a flush when the gateway drains) will
+// be its own small interface, owned by the gateway like every goroutine.
 package rules
 
 import "github.com/flowgate/flowgate/event"

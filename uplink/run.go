@@ -34,16 +34,26 @@ func (u *Uplink) Run(ctx context.Context) error {
 
 	u.mu.Lock()
 	u.stopping = true
+	timeout := u.opts.ConnectTimeout
+	if !u.stopBy.IsZero() {
+		// Close's caller has a deadline (the gateway's shutdown timeout):
+		// disconnecting must not outlast it, but gets a moment to say goodbye.
+		timeout = max(min(timeout, time.Until(u.stopBy)), minDisconnect)
+	}
 	u.mu.Unlock()
 	// Disconnect sends DISCONNECT and waits for autopaho's goroutines,
 	// including its publish loop, to return.
-	dctx, cancel := context.WithTimeout(context.Background(), u.opts.ConnectTimeout)
+	dctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := cm.Disconnect(dctx); err != nil {
 		return fmt.Errorf("uplink: disconnect from %s: %w", u.broker.Redacted(), err)
 	}
 	return nil
 }
+
+// minDisconnect is the least time a disconnect is given, even when Close's
+// deadline has already passed.
+const minDisconnect = 100 * time.Millisecond
 
 func (u *Uplink) begin() error {
 	u.mu.Lock()

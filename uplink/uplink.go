@@ -61,6 +61,7 @@ type Uplink struct {
 	ran         bool      // Run has been called
 	running     bool      // Run has not returned yet
 	stopping    bool      // Run is shutting the connection down on purpose
+	stopBy      time.Time // Close's deadline, which bounds Run's disconnect too
 	work        signal    // wakes the sender: something may be sendable
 	space       signal    // wakes Enqueue and Close: the queue shrank or Run ended
 	peek        entry     // the record the sender is working on
@@ -177,7 +178,14 @@ func (u *Uplink) Close(ctx context.Context) error {
 	if ran {
 		u.drain(ctx)
 	}
-	u.stopOnce.Do(func() { close(u.stop) })
+	u.stopOnce.Do(func() {
+		if d, ok := ctx.Deadline(); ok {
+			u.mu.Lock()
+			u.stopBy = d
+			u.mu.Unlock()
+		}
+		close(u.stop)
+	})
 	if ran {
 		select {
 		case <-u.runDone:

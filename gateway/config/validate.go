@@ -39,8 +39,8 @@ func (c *Config) validate() yamlpos.Errors {
 }
 
 func (c *Config) validateGateway(k *checker) {
-	if c.Gateway.ID == "" || strings.ContainsAny(c.Gateway.ID, "/+#{} ") {
-		k.errorf("gateway.id", "%q must be non-empty, without '/', '+', '#', braces or spaces", c.Gateway.ID)
+	if !devices.ValidID(c.Gateway.ID) {
+		k.errorf("gateway.id", "%q must be 1 to 128 letters, digits, '.', '_', ':' or '-'", c.Gateway.ID)
 	}
 	if c.Gateway.ShutdownTimeout <= 0 {
 		k.errorf("gateway.shutdown_timeout", "must be positive")
@@ -78,8 +78,8 @@ func (c *Config) validateDevices(k *checker) {
 		dk := &checker{doc: src.doc}
 		p := src.path
 		switch {
-		case d.ID == "" || strings.ContainsAny(d.ID, "/+#{} $"):
-			dk.errorf(p+".id", "%q must be non-empty, without '/', '+', '#', '$', braces or spaces", d.ID)
+		case !devices.ValidID(d.ID):
+			dk.errorf(p+".id", "%q must be 1 to 128 letters, digits, '.', '_', ':' or '-'", d.ID)
 		case ids[d.ID]:
 			dk.errorf(p+".id", "duplicate device id %q", d.ID)
 		case users[d.Username]:
@@ -117,8 +117,8 @@ func (c *Config) validateIngest(k *checker) {
 		if !devices.ValidFilter(t.Match) {
 			k.errorf(p+".match", "%q is not a valid MQTT topic filter", t.Match)
 		}
-		if t.Type == "" {
-			k.errorf(p+".type", "ingest topic %q needs a type", t.Match)
+		if !devices.ValidID(t.Type) { // a type becomes a topic level and a CloudEvents type
+			k.errorf(p+".type", "%q must be 1 to 128 letters, digits, '.', '_', ':' or '-'", t.Type)
 		}
 	}
 }

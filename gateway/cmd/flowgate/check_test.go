@@ -119,10 +119,13 @@ func TestPasswdAndVersion(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(stdout, "flowgate ") {
 		t.Errorf("version: exit %d, %q", code, stdout)
 	}
-	for _, cmd := range []string{"run", "check", "passwd", "demo"} {
-		_, stderr, _ := runFlowgate(t, "", cmd, "-h")
-		if !strings.Contains(stderr, "Usage: flowgate "+cmd) {
-			t.Errorf("%s -h: %q", cmd, stderr)
+	for _, cmd := range []string{"run", "check", "passwd", "demo", "version"} {
+		_, stderr, code := runFlowgate(t, "", cmd, "-h")
+		if code != 0 || !strings.Contains(stderr, "Usage: flowgate "+cmd) {
+			t.Errorf("%s -h: exit %d, %q", cmd, code, stderr)
 		}
+	}
+	if _, _, code := runFlowgate(t, "", "check", "-c", "x.yaml", "extra"); code != 2 {
+		t.Errorf("stray argument: exit %d, want 2", code)
 	}
 }

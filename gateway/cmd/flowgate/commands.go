@@ -21,22 +21,41 @@ import (
 	"github.com/flowgate/flowgate/gateway/config/yamlpos"
 )
 
-// configFlag parses "-c FILE" for a command.
-func configFlag(name, help string, args []string, stderr io.Writer, def string) (string, bool) {
+// configFlag parses "-c FILE" for a command. When it returns false the
+// command is over, with exit code code (0 after -h).
+func configFlag(name, help string, args []string, stderr io.Writer, def string) (path string, code int, ok bool) {
 	fs := flag.NewFlagSet("flowgate "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("c", def, "config `FILE` (YAML)")
+	p := fs.String("c", def, "config `FILE` (YAML)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: flowgate %s -c FILE\n\n%s\n\nFlags:\n", name, help)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil || *path == "" || fs.NArg() > 0 {
-		if err == nil {
-			fs.Usage()
-		}
-		return "", false
+	if code, ok := parseFlags(fs, args); !ok {
+		return "", code, false
 	}
-	return *path, true
+	if *p == "" {
+		fs.Usage()
+		return "", 2, false
+	}
+	return *p, 0, true
+}
+
+// parseFlags parses a command's flags; false means stop with code: 0 after
+// -h, 2 after a usage error. Commands take no arguments besides flags.
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0, false
+	case err != nil:
+		return 2, false
+	case fs.NArg() > 0:
+		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2, false
+	}
+	return 0, true
 }
 
 // loadConfig loads a config and prints every problem as FILE:LINE:COL: msg.
@@ -57,10 +76,10 @@ func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	path, ok := configFlag("check", "Validate the config and every file it references without starting anything.\n"+
+	path, code, ok := configFlag("check", "Validate the config and every file it references without starting anything.\n"+
 		"Each problem is printed as FILE:LINE:COL: message; the exit status is 1 if there is any.", args, stderr, "")
 	if !ok {
-		return 2
+		return code
 	}
 	if _, ok := loadConfig(path, stderr); !ok {
 		return 1
@@ -70,9 +89,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdRun(args []string, stderr io.Writer) int {
-	path, ok := configFlag("run", "Run the gateway until SIGINT or SIGTERM; a second signal exits at once.", args, stderr, "")
+	path, code, ok := configFlag("run", "Run the gateway until SIGINT or SIGTERM; a second signal exits at once.", args, stderr, "")
 	if !ok {
-		return 2
+		return code
 	}
 	cfg, ok := loadConfig(path, stderr)
 	if !ok {
@@ -134,8 +153,8 @@ func cmdPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: flowgate passwd < password.txt\n\nReads one password (a line on stdin, or typed without echo on a terminal)\nand prints its bcrypt hash for a device's password_hash.")
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	pw, err := readPassword(stdin, stderr)
 	if err != nil || len(pw) == 0 {

@@ -36,7 +36,11 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 			"what the devices send, what is dead-lettered, and what reaches the cloud.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *interval <= 0 {
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if *interval <= 0 {
+		fmt.Fprintln(stderr, "flowgate demo: -interval must be positive")
 		return 2
 	}
 	cfg, ok := loadConfig(*path, stderr)

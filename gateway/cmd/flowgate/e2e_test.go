@@ -63,8 +63,9 @@ type gatewayProc struct {
 }
 
 // testConfig is a gateway config with two devices (password "pw") and a
-// watcher allowed to read the dead-letter topic, uplinked to cloudURL.
-func testConfig(t *testing.T, cloudURL, mqttAddr, httpAddr string) string {
+// watcher allowed to read the dead-letter topic, uplinked to cloudURL. Each
+// pair in edits replaces a string of the config before it is written.
+func testConfig(t *testing.T, cloudURL, mqttAddr, httpAddr string, edits ...string) string {
 	t.Helper()
 	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
 	if err != nil {
@@ -99,6 +100,7 @@ uplink:
   url: %[1]s
   topic: cloud/{gateway}/{type}/{subject}
 `, cloudURL, mqttAddr, httpAddr, hash)
+	cfg = strings.NewReplacer(edits...).Replace(cfg)
 	path := filepath.Join(t.TempDir(), "flowgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -162,19 +164,26 @@ func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
 	}
 }
 
-// device connects to the gateway as an MQTT v5 client and returns the
-// client and the CONNACK.
+// device connects to the gateway as an MQTT v5 client (client id
+// "{user}-client") and returns the client and the CONNACK.
 func device(t *testing.T, addr, user, pass string) (*paho.Client, *paho.Connack, error) {
+	t.Helper()
+	return connect(t, addr, &paho.Connect{ClientID: user + "-client", Username: user, Password: []byte(pass)})
+}
+
+// connect sends CONNECT cp (credentials flagged when set) to the gateway.
+func connect(t *testing.T, addr string, cp *paho.Connect) (*paho.Client, *paho.Connack, error) {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := paho.NewClient(paho.ClientConfig{ClientID: user + "-client", Conn: conn})
+	c := paho.NewClient(paho.ClientConfig{ClientID: cp.ClientID, Conn: conn})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ack, err := c.Connect(ctx, &paho.Connect{ClientID: user + "-client", CleanStart: true, KeepAlive: 30,
-		Username: user, UsernameFlag: true, Password: []byte(pass), PasswordFlag: true})
+	cp.CleanStart, cp.KeepAlive = true, 30
+	cp.UsernameFlag, cp.PasswordFlag = cp.Username != "", cp.Password != nil
+	ack, err := c.Connect(ctx, cp)
 	if err == nil {
 		t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
 	}
@@ -299,6 +308,15 @@ func TestSecurity(t *testing.T) {
 	if _, ack, err := device(t, mqttAddr, "nobody", "pw"); err == nil || ack == nil || ack.ReasonCode != 0x86 {
 		t.Errorf("unknown user: err %v, connack %+v", err, ack)
 	}
+	// dev-1 may not take dev-2's client id (and so its session).
+	if _, ack, err := connect(t, mqttAddr, &paho.Connect{ClientID: "dev-2", Username: "dev-1", Password: []byte("pw")}); err == nil || ack == nil || ack.ReasonCode != 0x86 {
+		t.Errorf("client id takeover: err %v, connack %+v", err, ack)
+	}
+	// Nor leave a Will that publishes outside its prefix.
+	will := &paho.WillMessage{Topic: "devices/dev-2/env", QoS: 1, Retain: true, Payload: []byte(`{"forged":true}`)}
+	if _, ack, err := connect(t, mqttAddr, &paho.Connect{ClientID: "dev-1-w", Username: "dev-1", Password: []byte("pw"), WillMessage: will}); err == nil || ack == nil || ack.ReasonCode != 0x86 {
+		t.Errorf("foreign will: err %v, connack %+v", err, ack)
+	}
 	dev, _, err := device(t, mqttAddr, "dev-1", "pw")
 	if err != nil {
 		t.Fatal(err)
@@ -318,9 +336,9 @@ func TestSecurity(t *testing.T) {
 	// Subscribing outside what the registry allows is refused too.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	sa, err := dev.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "devices/dev-2/#", QoS: 1}}})
-	if err == nil && (sa == nil || len(sa.Reasons) != 1 || sa.Reasons[0] < 0x80) {
-		t.Errorf("subscription to another device's topics granted: %+v", sa)
+	sa, _ := dev.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "devices/dev-2/#", QoS: 1}}})
+	if sa == nil || len(sa.Reasons) != 1 || sa.Reasons[0] != 0x87 {
+		t.Errorf("subscription to another device's topics: %+v, want reason 0x87 not authorized", sa)
 	}
 }
 
@@ -392,6 +410,76 @@ func TestDeadLetter(t *testing.T) {
 	waitFor(t, 5*time.Second, "forwarded counter", func() bool {
 		return strings.Contains(get(t, "http://"+httpAddr+"/metrics"), "flowgate_events_forwarded_total 1")
 	})
+}
+
+// TestWillIsAnEvent: a Will under the device's own prefix, published by the
+// broker when the device vanishes, goes through the pipeline like any
+// publish and reaches the cloud.
+func TestWillIsAnEvent(t *testing.T) {
+	cloud := uplinktest.StartMosquitto(t)
+	got := uplinktest.Subscribe(t, cloud.URL(), "cloud/#")
+	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	startGateway(t, testConfig(t, cloud.URL(), mqttAddr, httpAddr), mqttAddr, httpAddr)
+
+	conn, err := net.DialTimeout("tcp", mqttAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(paho.ClientConfig{ClientID: "dev-2", Conn: conn})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Connect(ctx, &paho.Connect{ClientID: "dev-2", CleanStart: true, KeepAlive: 30,
+		Username: "dev-2", UsernameFlag: true, Password: []byte("pw"), PasswordFlag: true,
+		WillMessage: &paho.WillMessage{Topic: "devices/dev-2/env", QoS: 1, Payload: []byte(`{"online":false}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close() // vanish without DISCONNECT: the broker sends the Will
+	ev := decodeEvent(t, got.WaitN(t, 1, 10*time.Second)[0])
+	if ev.Subject != "dev-2" || string(ev.Data) != `{"online":false}` {
+		t.Errorf("will event: %+v", ev)
+	}
+}
+
+// TestShutdownWithCloudDown: with the cloud unreachable and the uplink's
+// queue full, a device's next publish blocks; SIGTERM must still stop the
+// gateway within its shutdown timeout, leaving that publish unacknowledged.
+func TestShutdownWithCloudDown(t *testing.T) {
+	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	cloudURL := "mqtt://" + freeAddr(t) // nothing listens there
+	cfg := testConfig(t, cloudURL, mqttAddr, httpAddr, "shutdown_timeout: 10s", "shutdown_timeout: 2s",
+		"topic: cloud/{gateway}/{type}/{subject}", "topic: cloud/{gateway}/{type}/{subject}\n  queue_size: 1")
+	g := startGateway(t, cfg, mqttAddr, httpAddr)
+	dev, _, err := device(t, mqttAddr, "dev-1", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := publish(t, dev, "devices/dev-1/env", `{"n":1}`); r.ReasonCode >= 0x80 {
+		t.Fatalf("first publish refused: %#x", r.ReasonCode)
+	}
+	second := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := dev.Publish(ctx, &paho.Publish{Topic: "devices/dev-1/env", QoS: 1, Payload: []byte(`{"n":2}`)})
+		second <- err
+	}()
+	waitFor(t, 5*time.Second, "the second publish to reach the pipeline", func() bool {
+		return strings.Contains(get(t, "http://"+httpAddr+"/metrics"), "flowgate_messages_received_total 2")
+	})
+	start := time.Now()
+	code := g.stop(t)
+	if took := time.Since(start); took > 4*time.Second {
+		t.Errorf("shutdown took %v with a 2s timeout", took)
+	}
+	if code != 1 {
+		t.Errorf("exit code %d, want 1: an accepted event was left undelivered", code)
+	}
+	if err := <-second; err == nil {
+		t.Error("the blocked publish was acknowledged although the uplink never took it")
+	}
+	if !strings.Contains(g.log.String(), "events left undelivered: 1 not acknowledged") {
+		t.Error("the undelivered event is not reported in the log")
+	}
 }
 
 func get(t *testing.T, url string) string {

@@ -53,6 +53,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
+		if len(args) > 1 {
+			fmt.Fprintln(stderr, "Usage: flowgate version\n\nPrints the version of this binary.")
+			return exitCode(args[1])
+		}
 		fmt.Fprintln(stdout, "flowgate", version)
 		return 0
 	case "help", "-h", "-help", "--help":
@@ -62,4 +66,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "flowgate: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+}
+
+// exitCode is 0 for a request for help, 2 for any other stray argument.
+func exitCode(arg string) int {
+	if arg == "-h" || arg == "-help" || arg == "--help" {
+		return 0
+	}
+	return 2
 }
