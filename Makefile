@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: build run test bench lint cross fuzz clean
+.PHONY: build run test bench lint cross fuzz chaos clean
 
 build: ## build flowgate and flowgate-sim for this machine into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/flowgate ./gateway/cmd/flowgate
@@ -37,5 +37,8 @@ cross: ## static binaries for Raspberry Pis: arm64 (Pi 3/4/5), armv7 (Pi 2/3), a
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/flowgate-linux-armv6 ./gateway/cmd/flowgate
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/flowgate-linux-amd64 ./gateway/cmd/flowgate
 
+chaos: ## the long fault-injection run: 200 cycles of cloud outages and kill -9 (the short one is in make test)
+	FLOWGATE_CHAOS_CYCLES=200 $(GO) test -count=1 -timeout 60m -run TestChaos -v ./gateway/cmd/flowgate/
+
 clean:
-	rm -rf $(BIN) $(DIST)
+	rm -rf $(BIN) $(DIST) .flowgate

@@ -84,6 +84,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 
+	// The outbox opens first: with a store that cannot be opened there is
+	// nothing to accept events into, so nothing else starts.
+	if err := g.up.Open(); err != nil {
+		_ = g.up.Close(context.Background())
+		return fmt.Errorf("gateway: %w", err)
+	}
 	upCtx, stopUplink := context.WithCancel(context.Background())
 	defer stopUplink()
 	upErr := make(chan error, 1)

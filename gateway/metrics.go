@@ -72,6 +72,10 @@ func (m *metrics) watchUplink(u *uplink.Uplink) {
 			Help: "Publishes sent again after a reconnect."}, stat(func(s uplink.Stats) float64 { return float64(s.Resent) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowgate_uplink_queued",
 			Help: "Events waiting for the cloud broker's acknowledgement."}, stat(func(s uplink.Stats) float64 { return float64(s.Queued) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flowgate_outbox_syncs_total",
+			Help: "Group commits of the durable outbox (one fsync each)."}, stat(func(s uplink.Stats) float64 { return float64(s.Syncs) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flowgate_outbox_slow_commits_total",
+			Help: "Group commits that took longer than uplink.commit_interval."}, stat(func(s uplink.Stats) float64 { return float64(s.SlowCommits) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowgate_uplink_inflight",
 			Help: "Publishes sent and not yet acknowledged."}, stat(func(s uplink.Stats) float64 { return float64(s.Inflight) })),
 	)

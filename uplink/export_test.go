@@ -2,8 +2,12 @@ package uplink
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/flowgate/flowgate/event"
 )
 
 // SetTiming replaces the reconnect and retry delays with constants.
@@ -42,3 +46,9 @@ func WaitingForSpace(u *Uplink) bool {
 	defer u.mu.Unlock()
 	return u.space.ch != nil
 }
+
+// BadgerOptions are the Badger options the store is opened with.
+func BadgerOptions(dir string, log *slog.Logger) badger.Options { return badgerOptions(dir, log) }
+
+// Encode returns the record u would store for ev.
+func Encode(u *Uplink, ev *event.Event) ([]byte, error) { return u.encode(ev) }

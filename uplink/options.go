@@ -27,6 +27,17 @@ type Options struct {
 	// min(MaxInflight, the broker's Receive Maximum). Default 256.
 	MaxInflight int
 
+	// StoreDir is the directory of the durable outbox, a Badger store,
+	// created if missing. Empty keeps events in memory only: they are lost
+	// when the process ends. With a store, Enqueue returns only once the
+	// event is synced to disk, and events survive a crash or power cut.
+	StoreDir string
+
+	// CommitInterval bounds how long an accepted event may wait for the sync
+	// that makes it durable; commits that take longer are counted in
+	// Stats.SlowCommits. Default 10ms; at most 1s. Used only with StoreDir.
+	CommitInterval time.Duration
+
 	Logger *slog.Logger // nil discards logs
 }
 
@@ -36,6 +47,8 @@ const (
 	defaultConnectTimeout = 10 * time.Second
 	defaultQueueSize      = 10000
 	defaultMaxInflight    = 256
+	defaultCommitInterval = 10 * time.Millisecond
+	maxCommitInterval     = time.Second
 )
 
 // maxUint16 bounds MQTT's two-byte fields: keep alive seconds, packet ids,
@@ -55,6 +68,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxInflight == 0 {
 		o.MaxInflight = defaultMaxInflight
+	}
+	if o.CommitInterval == 0 {
+		o.CommitInterval = defaultCommitInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -92,6 +108,10 @@ func (o *Options) checkLimits() error {
 		return optionErr("max_inflight", "%d is negative", o.MaxInflight)
 	case o.MaxInflight > maxUint16:
 		return optionErr("max_inflight", "%d is above MQTT's maximum of %d", o.MaxInflight, maxUint16)
+	case o.CommitInterval < 0:
+		return optionErr("commit_interval", "%v is negative", o.CommitInterval)
+	case o.CommitInterval > maxCommitInterval:
+		return optionErr("commit_interval", "%v is above the maximum of %v", o.CommitInterval, maxCommitInterval)
 	}
 	return nil
 }

@@ -36,6 +36,8 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"sub-second keep alive", func(o *uplink.Options) { o.KeepAlive = 500 * time.Millisecond }, "keep_alive", "minimum"},
 		{"fractional keep alive", func(o *uplink.Options) { o.KeepAlive = 1500 * time.Millisecond }, "keep_alive", "whole"},
 		{"negative connect timeout", func(o *uplink.Options) { o.ConnectTimeout = -time.Second }, "connect_timeout", "negative"},
+		{"negative commit interval", func(o *uplink.Options) { o.CommitInterval = -time.Millisecond }, "commit_interval", "negative"},
+		{"long commit interval", func(o *uplink.Options) { o.CommitInterval = 2 * time.Second }, "commit_interval", "maximum of 1s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := good

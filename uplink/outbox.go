@@ -4,9 +4,10 @@ package uplink
 // until the broker acknowledges them: reading a record does not consume it,
 // only Delete does (ack-then-delete).
 //
-// memOutbox is the first implementation; a durable one replaces it later
-// without changes elsewhere. The Uplink calls every method with its mutex
-// held, so an implementation needs no locking of its own and must not block.
+// memOutbox keeps records in memory; diskOutbox (store.go) in a Badger
+// store. The Uplink calls every method with its mutex held, so an
+// implementation needs no locking of its own and must not block; diskOutbox
+// reads Badger there, which is memory or page cache in the common case.
 type outbox interface {
 	// Append adds rec at the end and returns its sequence number, greater
 	// than every earlier one. It returns errFull when the outbox is full.

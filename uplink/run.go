@@ -12,14 +12,18 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 )
 
-// Run connects to the broker and publishes queued events until Close has
-// drained the queue or ctx is cancelled, reconnecting with backoff whenever
-// the connection drops. It returns nil on a clean stop, ErrClosed if Close
-// came first, and ErrRunning if Run was called before.
+// Run opens the store (see Open) if there is one, then connects to the
+// broker and publishes queued events until Close has drained the queue or
+// ctx is cancelled, reconnecting with backoff whenever the connection drops.
+// It returns nil on a clean stop, ErrClosed if Close came first, ErrRunning
+// if Run was called before, and Open's error if the store cannot be opened.
 //
 // Cancelling ctx stops at once, leaving queued events undelivered; to
 // deliver them first, call Close and let Run return.
 func (u *Uplink) Run(ctx context.Context) error {
+	if err := u.Open(); err != nil {
+		return err
+	}
 	if err := u.begin(); err != nil {
 		return err
 	}

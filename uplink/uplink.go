@@ -25,8 +25,23 @@
 //	...
 //	err = up.Close(shutdownCtx) // then <-done
 //
-// Events are queued in memory for now; a durable outbox replaces that queue
-// in a later version without changing this API.
+// # Durability
+//
+// With Options.StoreDir set, the outbox is a Badger store on disk, and
+// Enqueue returns only once the event is synced there: an event whose
+// Enqueue returned survives a crash, kill -9 or power cut, and is sent after
+// the next start with the same bytes and id. Many concurrent Enqueue calls
+// share one sync (group commit, see commit.go). Only synced events are sent,
+// so the cloud never receives an event whose Enqueue did not return. An
+// acknowledged event is deleted from the store, without a sync: after a
+// crash, an event may be sent again, with the same id.
+//
+// New does no I/O. The store is opened by Open, which Run and Enqueue call
+// if the caller has not, so the sequence above works unchanged; call Open
+// right after New to learn early that the directory is unusable. Close
+// writes whatever is pending and closes the store; events not yet
+// acknowledged stay in it for the next start. Without StoreDir, events are
+// kept in memory only and are lost when the process ends.
 package uplink
 
 import (
@@ -36,6 +51,7 @@ import (
 	"log/slog"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flowgate/flowgate/event"
@@ -71,6 +87,14 @@ type Uplink struct {
 	stopOnce sync.Once
 	runDone  chan struct{} // closed when Run returns
 	retry    chan struct{} // a record was parked; Run arms a timer for its retry
+
+	// The durable store (commit.go), when Options.StoreDir is set. store is
+	// guarded by mu like ob; the rest by openMu.
+	store         *diskOutbox
+	openMu        sync.Mutex
+	storeOpen     atomic.Bool // Open succeeded: the fast path of Open
+	storeShut     bool        // closeStore has run: Open refuses
+	storeCloseErr error
 }
 
 // Stats is a snapshot of an Uplink's counters.
@@ -81,10 +105,15 @@ type Stats struct {
 	Resent    uint64 // publishes sent again: after a reconnect, or a rejected PUBACK
 	Queued    int    // events held: accepted but not yet acknowledged
 	Inflight  int    // publishes sent on this connection and awaiting a PUBACK
+
+	// With a store (Options.StoreDir): group commits that synced events,
+	// and those of them that took longer than Options.CommitInterval.
+	Syncs       uint64
+	SlowCommits uint64
 }
 
 // New checks opts and returns an Uplink ready to Run. It has no side
-// effects: it neither connects nor starts goroutines.
+// effects: it neither connects, nor opens the store, nor starts goroutines.
 func New(opts Options) (*Uplink, error) {
 	opts = opts.withDefaults()
 	broker, topic, err := opts.validate()
@@ -103,22 +132,37 @@ func New(opts Options) (*Uplink, error) {
 		runDone: make(chan struct{}),
 		retry:   make(chan struct{}, 1),
 	}
+	if opts.StoreDir != "" {
+		u.ob = newMemOutbox(0) // empty until Open replaces it with the store
+	}
 	u.peek.u = u
 	return u, nil
 }
 
 // Enqueue accepts ev for delivery. It encodes the event once, then queues
 // it; while the queue is full it blocks until there is space or ctx is done.
+// With a store (Options.StoreDir) it returns only once the event is synced
+// to disk, and opens the store first if Run has not.
+//
 // After Close has begun it returns ErrClosed. An event that cannot be
 // published (no id, or an invalid topic) is refused with ErrInvalidEvent.
+// Any other error means the event was not accepted, except that one which
+// says the event may still be delivered: ctx ended while Enqueue waited for
+// the sync. Retrying then is safe, as the cloud deduplicates by id.
 func (u *Uplink) Enqueue(ctx context.Context, ev *event.Event) error {
 	rec, err := u.encode(ev)
 	if err != nil {
 		return err
 	}
+	if err := u.Open(); err != nil {
+		return err
+	}
 	for {
-		wait, err := u.append(rec)
-		if wait == nil {
+		b, wait, err := u.append(rec)
+		switch {
+		case b != nil:
+			return waitDurable(ctx, b)
+		case wait == nil:
 			return err
 		}
 		select {
@@ -129,23 +173,27 @@ func (u *Uplink) Enqueue(ctx context.Context, ev *event.Event) error {
 	}
 }
 
-// append queues rec, or returns a channel to wait on while the queue is full.
-func (u *Uplink) append(rec []byte) (<-chan struct{}, error) {
+// append queues rec. With a store it returns the batch whose sync to wait
+// for; while the queue is full, a channel to wait on for space.
+func (u *Uplink) append(rec []byte) (*batch, <-chan struct{}, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.closing {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	_, err := u.ob.Append(rec)
 	if errors.Is(err, errFull) {
-		return u.space.wait(), nil
+		return nil, u.space.wait(), nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("uplink: enqueue: %w", err)
+		return nil, nil, fmt.Errorf("uplink: enqueue: %w", err)
+	}
+	if u.store != nil {
+		return u.store.pending(), nil, nil // counted and sendable once synced
 	}
 	u.stats.Enqueued++
 	u.work.notify()
-	return nil, nil
+	return nil, nil, nil
 }
 
 // Stats returns a snapshot of the counters.
@@ -162,7 +210,9 @@ func (u *Uplink) Stats() Stats {
 // Close stops accepting events, waits until every queued event has been
 // acknowledged or ctx is done, then makes Run disconnect cleanly and return.
 // If events are left undelivered (the deadline hit, or Run was not running
-// to deliver them) the error wraps ErrUndelivered and says how many.
+// to deliver them) the error wraps ErrUndelivered and says how many. With a
+// store, Close then finishes writing pending events and deletes and closes
+// it; undelivered events stay in it for the next start.
 //
 // Close may be called more than once, and before or without Run; a Run that
 // has not started when Close begins is not waited for, and returns ErrClosed
@@ -192,7 +242,8 @@ func (u *Uplink) Close(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
-	return u.undelivered(ctx)
+	storeErr := u.closeStore()
+	return errors.Join(u.undelivered(ctx), storeErr)
 }
 
 // drain waits until the queue is empty, Run has returned or ctx is done.
@@ -218,13 +269,17 @@ func (u *Uplink) undelivered(ctx context.Context) error {
 	u.mu.Lock()
 	n := u.ob.Len()
 	u.mu.Unlock()
+	kept := ""
+	if u.opts.StoreDir != "" {
+		kept = ", kept in " + u.opts.StoreDir
+	}
 	switch {
 	case n == 0:
 		return nil
 	case ctx.Err() != nil:
-		return fmt.Errorf("%w: %d not acknowledged by the broker: %w", ErrUndelivered, n, ctx.Err())
+		return fmt.Errorf("%w: %d not acknowledged by the broker%s: %w", ErrUndelivered, n, kept, ctx.Err())
 	default:
-		return fmt.Errorf("%w: %d not acknowledged by the broker (Run was not running)", ErrUndelivered, n)
+		return fmt.Errorf("%w: %d not acknowledged by the broker%s (Run was not running)", ErrUndelivered, n, kept)
 	}
 }
 

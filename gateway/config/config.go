@@ -114,7 +114,14 @@ type Uplink struct {
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	QueueSize      int           `yaml:"queue_size"`
 	MaxInflight    int           `yaml:"max_inflight"`
+	// StoreDir is the durable outbox (a Badger store), relative to the
+	// config file; "memory" keeps events in memory only (lost on restart).
+	StoreDir       string        `yaml:"store_dir"`
+	CommitInterval time.Duration `yaml:"commit_interval"` // the longest an accepted event waits for its fsync
 }
+
+// MemoryStore is the store_dir value that keeps the outbox in memory.
+const MemoryStore = "memory"
 
 // Default returns a config holding every default. Loading decodes the file
 // over it, so a key that is present, even with a zero value, is what the
@@ -138,8 +145,10 @@ func Default() *Config {
 			Topic:          "flowgate/{gateway}/events/{type}",
 			KeepAlive:      30 * time.Second,
 			ConnectTimeout: 10 * time.Second,
-			QueueSize:      10000,
+			QueueSize:      100000,
 			MaxInflight:    256,
+			StoreDir:       "/var/lib/flowgate/outbox",
+			CommitInterval: 10 * time.Millisecond,
 		},
 	}
 }
@@ -173,9 +182,14 @@ func (c *Config) UplinkTopic() string {
 // UplinkOptions maps the uplink section onto the uplink's options.
 func (c *Config) UplinkOptions(log *slog.Logger) uplink.Options {
 	u := c.Uplink
-	return uplink.Options{
+	o := uplink.Options{
 		URL: u.URL, ClientID: u.ClientID, Username: u.Username, Password: u.Password,
 		Topic: c.UplinkTopic(), KeepAlive: u.KeepAlive, ConnectTimeout: u.ConnectTimeout,
 		QueueSize: u.QueueSize, MaxInflight: u.MaxInflight, Logger: log,
+		StoreDir: u.StoreDir, CommitInterval: u.CommitInterval,
 	}
+	if u.StoreDir == MemoryStore {
+		o.StoreDir = ""
+	}
+	return o
 }

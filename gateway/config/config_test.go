@@ -185,3 +185,28 @@ func TestUplinkOptionsJudgedByUplink(t *testing.T) {
 		}
 	}
 }
+
+func TestStoreDir(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", "/var/lib/flowgate/outbox"},
+		{"  store_dir: data/outbox\n", "/etc/flowgate/data/outbox"},
+		{"  store_dir: /srv/outbox\n", "/srv/outbox"},
+		{"  store_dir: memory\n", ""},
+	} {
+		cfg, err := Parse("/etc/flowgate/gw.yaml", []byte(minimal+c.in), noEnv)
+		if err != nil {
+			t.Fatalf("%q: %v", c.in, err)
+		}
+		if got := cfg.UplinkOptions(nil).StoreDir; got != c.want {
+			t.Errorf("%q: store dir %q, want %q", c.in, got, c.want)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Parse("f.yaml", []byte(minimal+"  store_dir: "+file+"\n"), noEnv)
+	if got := problems(t, err); len(got) != 1 || !strings.HasPrefix(got[0], "f.yaml:6:14: uplink.store_dir: ") {
+		t.Errorf("a file as store_dir: %q", got)
+	}
+}

@@ -48,6 +48,9 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 		return nil, errs
 	}
 	c.derive()
+	if s := c.Uplink.StoreDir; s != "" && s != MemoryStore && !filepath.IsAbs(s) {
+		c.Uplink.StoreDir = filepath.Join(filepath.Dir(path), s)
+	}
 	errs = append(errs, c.validate()...)
 	if err := errs.Err(); err != nil {
 		sortErrors(path, errs)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sort"
 	"strings"
 
@@ -186,11 +187,20 @@ func (c *Config) validateUplink(k *checker) {
 		key  string
 		zero bool
 	}{{"keep_alive", u.KeepAlive == 0}, {"connect_timeout", u.ConnectTimeout == 0},
-		{"queue_size", u.QueueSize == 0}, {"max_inflight", u.MaxInflight == 0}} {
+		{"queue_size", u.QueueSize == 0}, {"max_inflight", u.MaxInflight == 0},
+		{"commit_interval", u.CommitInterval == 0}} {
 		if z.zero {
 			k.errorf("uplink."+z.key, "must be positive")
 			return
 		}
+	}
+	if u.StoreDir == "" {
+		k.errorf("uplink.store_dir", "must name the outbox directory (or %q to keep events in memory only)", MemoryStore)
+		return
+	}
+	if fi, err := os.Stat(u.StoreDir); err == nil && !fi.IsDir() {
+		k.errorf("uplink.store_dir", "%s is not a directory", u.StoreDir)
+		return
 	}
 	_, err := uplink.New(c.UplinkOptions(nil))
 	var oe *uplink.OptionError

@@ -111,6 +111,20 @@ func (m *Mosquitto) Stop() {
 	m.cmd, m.exited = nil, nil
 }
 
+// Shutdown stops the broker gracefully (SIGTERM), so that with persistence
+// on it saves its sessions and queued messages, and waits for it to exit.
+// Shutdown on a stopped broker does nothing.
+func (m *Mosquitto) Shutdown() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		return
+	}
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	<-m.exited
+	m.cmd, m.exited = nil, nil
+}
+
 // Pause freezes the broker (SIGSTOP) and returns once it has stopped:
 // connections stay open, but nothing is read, delivered or acknowledged until
 // Resume. Publishes sent meanwhile stay in flight, which makes the in-flight

@@ -99,7 +99,8 @@ routes:
 uplink:
   url: %[1]s
   topic: cloud/{gateway}/{type}/{subject}
-`, cloudURL, mqttAddr, httpAddr, hash)
+  store_dir: %[5]s
+`, cloudURL, mqttAddr, httpAddr, hash, filepath.Join(t.TempDir(), "outbox"))
 	cfg = strings.NewReplacer(edits...).Replace(cfg)
 	path := filepath.Join(t.TempDir(), "flowgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -520,7 +521,7 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := strings.NewReplacer("127.0.0.1:11883", freeAddr(t), "127.0.0.1:18080", freeAddr(t),
-		"127.0.0.1:18830", freeAddr(t)).Replace(string(demo))
+		"127.0.0.1:18830", freeAddr(t), "store_dir: ../.flowgate/demo-outbox", "store_dir: "+t.TempDir()).Replace(string(demo))
 	path := filepath.Join(t.TempDir(), "demo.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,150 @@
+package uplink_test
+
+import (
+	"context"
+	"encoding/binary"
+	"log/slog"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/flowgate/flowgate/uplink"
+)
+
+// enqueuers is how many goroutines enqueue at once in the store benchmarks,
+// and so the batch size of the raw Badger reference.
+const enqueuers = 64
+
+// BenchmarkDurableEnqueue measures durable Enqueue with group commit: 64
+// goroutines enqueue ~300-byte events, each returning once its event is
+// synced. No broker: nothing is delivered or deleted meanwhile.
+func BenchmarkDurableEnqueue(b *testing.B) {
+	evs := makeEvents(b.N)
+	u := newUplink(b, uplink.Options{URL: offline, StoreDir: b.TempDir(), QueueSize: b.N + 1})
+	if err := u.Open(); err != nil {
+		b.Fatal(err)
+	}
+	rec, _ := uplink.Encode(u, evs[0])
+	var next atomic.Int64
+	b.SetParallelism((enqueuers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := u.Enqueue(context.Background(), evs[next.Add(1)-1]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	s := u.Stats()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(s.Enqueued)/float64(max(s.Syncs, 1)), "events/sync")
+	b.ReportMetric(float64(len(rec)), "B/event")
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	_ = u.Close(ctx) // ErrUndelivered: nothing was sent
+}
+
+// BenchmarkRawBadgerBatch is the reference for BenchmarkDurableEnqueue: the
+// same records, with the same Badger options, written by one goroutine in
+// batches of 64, one sync per batch. "explicit" is what the store does
+// (SyncWrites off, WriteBatch, then db.Sync); "sync_writes" is the
+// alternative of SyncWrites on and one transaction per batch.
+func BenchmarkRawBadgerBatch(b *testing.B) {
+	b.Run("explicit", func(b *testing.B) {
+		benchRawBadger(b, false, func(db *badger.DB, keys, recs [][]byte) error {
+			wb := db.NewWriteBatch()
+			for i := range keys {
+				if err := wb.Set(keys[i], recs[i]); err != nil {
+					wb.Cancel()
+					return err
+				}
+			}
+			if err := wb.Flush(); err != nil {
+				return err
+			}
+			return db.Sync()
+		})
+	})
+	b.Run("sync_writes", func(b *testing.B) {
+		benchRawBadger(b, true, func(db *badger.DB, keys, recs [][]byte) error {
+			return db.Update(func(txn *badger.Txn) error {
+				for i := range keys {
+					if err := txn.Set(keys[i], recs[i]); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		})
+	})
+}
+
+func benchRawBadger(b *testing.B, syncWrites bool, write func(db *badger.DB, keys, recs [][]byte) error) {
+	evs := makeEvents(b.N)
+	u := newUplink(b, uplink.Options{URL: offline})
+	recs := make([][]byte, b.N)
+	keys := make([][]byte, b.N)
+	for i, ev := range evs {
+		recs[i], _ = uplink.Encode(u, ev)
+		keys[i] = binary.BigEndian.AppendUint64(nil, uint64(i+1))
+	}
+	opts := uplink.BadgerOptions(b.TempDir(), slog.New(slog.DiscardHandler)).WithSyncWrites(syncWrites)
+	db, err := badger.Open(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += enqueuers {
+		j := min(i+enqueuers, b.N)
+		if err := write(db, keys[i:j], recs[i:j]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkOpenBacklog measures opening a store that holds a million
+// events: Open counts them with a key-only scan.
+func BenchmarkOpenBacklog(b *testing.B) {
+	const backlog = 1_000_000
+	dir := b.TempDir()
+	db, err := badger.Open(uplink.BadgerOptions(dir, slog.New(slog.DiscardHandler)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	u := newUplink(b, uplink.Options{URL: offline})
+	rec, _ := uplink.Encode(u, makeEvents(1)[0])
+	wb := db.NewWriteBatch()
+	for i := range backlog {
+		if err := wb.Set(binary.BigEndian.AppendUint64(nil, uint64(i+1)), rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		u := newUplink(b, uplink.Options{URL: offline, StoreDir: dir, QueueSize: 2 * backlog})
+		if err := u.Open(); err != nil {
+			b.Fatal(err)
+		}
+		if n := u.Stats().Queued; n != backlog {
+			b.Fatalf("Queued %d after opening, want %d", n, backlog)
+		}
+		b.StopTimer()
+		_ = closeOK(b, u)
+		b.StartTimer()
+	}
+}
