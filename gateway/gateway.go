@@ -114,11 +114,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 	select {
 	case <-ctx.Done():
+		return g.shutdown(stopUplink)
 	case err := <-upErr:
-		upErr <- err // so shutdown does not wait for a second value
 		g.log.Error("uplink stopped unexpectedly", "err", err)
+		return errors.Join(fmt.Errorf("gateway: uplink stopped: %w", err), g.shutdown(stopUplink))
 	}
-	return g.shutdown(stopUplink)
 }
 
 func (g *Gateway) startBroker() error {
