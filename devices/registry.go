@@ -167,8 +167,12 @@ func (r *Registry) Lookup(clientID, username string) (*Device, bool) {
 // and may subscribe to any topic except the broker's $SYS tree (including
 // the gateway's dead letters: anonymous access is for demos and benches).
 func Anonymous(clientID string) *Device {
-	return &Device{ID: clientID, TopicPrefix: DefaultPrefix(clientID), Subscribe: []string{"#"}}
+	return &Device{ID: clientID, TopicPrefix: DefaultPrefix(clientID), Subscribe: anySubscription}
 }
+
+// anySubscription is what an anonymous device may subscribe to, shared
+// rather than allocated on every ACL check.
+var anySubscription = []string{"#"}
 
 // CanPublish reports whether d may publish to topic: only under its prefix.
 func (d *Device) CanPublish(topic string) bool {

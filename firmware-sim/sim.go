@@ -72,9 +72,9 @@ func (f *Fleet) runDevice(ctx context.Context, u *url.URL, d Device, rng *rand.R
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
 		ServerUrls: []*url.URL{u}, KeepAlive: 30, CleanStartOnInitialConnection: true,
 		ConnectUsername: d.Username, ConnectPassword: []byte(d.Password),
-		ConnectRetryDelay: time.Second,
-		OnConnectError:    func(err error) { log.Warn("connect failed", "err", err) },
-		ClientConfig:      paho.ClientConfig{ClientID: d.ID},
+		ReconnectBackoff: func(int) time.Duration { return time.Second },
+		OnConnectError:   func(err error) { log.Warn("connect failed", "err", err) },
+		ClientConfig:     paho.ClientConfig{ClientID: d.ID},
 	})
 	if err != nil {
 		log.Error("connect", "err", err)

@@ -32,7 +32,7 @@ type Gateway struct {
 	up       *uplink.Uplink
 	http     *http.Server
 
-	brokerAddr net.Addr // set once the broker listens
+	brokerAddr string // host:port, set once the broker listens
 	httpAddr   net.Addr
 	listening  atomic.Bool
 	upRunning  atomic.Bool
@@ -109,7 +109,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.shutdown(stopUplink)
 		return err
 	}
-	g.log.Info("gateway running", "id", g.cfg.Gateway.ID, "mqtt", g.brokerAddr.String(),
+	g.log.Info("gateway running", "id", g.cfg.Gateway.ID, "mqtt", g.brokerAddr,
 		"http", g.httpAddr.String(), "uplink", g.cfg.Uplink.URL, "devices", g.registry.Load().Len())
 
 	select {
@@ -129,7 +129,7 @@ func (g *Gateway) startBroker() error {
 	if err := g.broker.Serve(); err != nil {
 		return fmt.Errorf("gateway: broker: %w", err)
 	}
-	g.brokerAddr = addrOf(l.Address())
+	g.brokerAddr = l.Address()
 	g.listening.Store(true)
 	close(g.ready)
 	return nil
@@ -185,15 +185,7 @@ func (g *Gateway) shutdown(stopUplink context.CancelFunc) error {
 
 // BrokerAddr is the address the MQTT listener is bound to, once Run has
 // started it.
-func (g *Gateway) BrokerAddr() net.Addr { return g.brokerAddr }
-
-func addrOf(s string) net.Addr {
-	a, err := net.ResolveTCPAddr("tcp", s)
-	if err != nil {
-		return &net.TCPAddr{}
-	}
-	return a
-}
+func (g *Gateway) BrokerAddr() string { return g.brokerAddr }
 
 // Ready is closed once the broker listens and devices can connect.
 func (g *Gateway) Ready() <-chan struct{} { return g.ready }

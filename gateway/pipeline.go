@@ -16,7 +16,7 @@ import (
 )
 
 // sink is where routed events go upstream: the uplink. Enqueue returns once
-// the event is accepted (later: durably stored).
+// the event is accepted (with a store, once it is on disk).
 type sink interface {
 	Enqueue(ctx context.Context, ev *event.Event) error
 }
@@ -50,7 +50,7 @@ func (p *pipeline) init() {
 
 // handle processes one publish. It returns an error only when the event
 // could not be accepted upstream; the broker then withholds the device's
-// PUBACK so the device sends it again. A bad payload is not an error here:
+// PUBACK, so the device sends it again when it reconnects. A bad payload is not an error here:
 // it is dead-lettered, counted, and acknowledged.
 func (p *pipeline) handle(d *devices.Device, clientID, topic string, payload []byte) error {
 	p.mu.RLock()
@@ -121,8 +121,7 @@ func (p *pipeline) deadLetter(d *devices.Device, clientID, topic string, payload
 	if r, ok := devices.AsReject(err); ok {
 		dl.Reason, dl.Error = r.Reason, r.Detail
 	}
-	reason := dl.Reason
-	p.m.deadLetters.WithLabelValues(string(reason)).Inc()
+	p.m.deadLetters.WithLabelValues(string(dl.Reason)).Inc()
 	body := payload[:min(len(payload), maxDeadLetterPayload)]
 	if utf8.Valid(body) {
 		dl.Payload = string(body)
@@ -133,7 +132,7 @@ func (p *pipeline) deadLetter(d *devices.Device, clientID, topic string, payload
 	if perr := p.local(p.deadTopic, msg); perr != nil {
 		p.log.Error("dead-letter publish failed", "topic", p.deadTopic, "err", perr)
 	}
-	p.log.Debug("dead letter", "device", d.ID, "topic", topic, "reason", reason, "err", err)
+	p.log.Debug("dead letter", "device", d.ID, "topic", topic, "reason", dl.Reason, "err", err)
 }
 
 // close stops new publishes and waits for those in progress. If ctx ends

@@ -182,8 +182,7 @@ func newCloudSubscriber(t *testing.T, rawURL string) *cloudSubscriber {
 	ctx, cancel := context.WithCancel(context.Background())
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
 		ServerUrls: []*url.URL{u}, KeepAlive: 30, CleanStartOnInitialConnection: true,
-		SessionExpiryInterval: 3600, ConnectRetryDelay: 100 * time.Millisecond,
-		ReconnectBackoff: func(int) time.Duration { return 100 * time.Millisecond },
+		SessionExpiryInterval: 3600, ReconnectBackoff: func(int) time.Duration { return 100 * time.Millisecond },
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			_, _ = cm.Subscribe(context.Background(), &paho.Subscribe{
 				Subscriptions: []paho.SubscribeOptions{{Topic: "cloud/#", QoS: 1}}})

@@ -94,7 +94,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 }
 
 func demoFleet(cfg *config.Config, g *gateway.Gateway, interval time.Duration, out *printer, log *slog.Logger) *sim.Fleet {
-	f := &sim.Fleet{Broker: "mqtt://" + g.BrokerAddr().String(), Interval: interval, Seed: 1,
+	f := &sim.Fleet{Broker: "mqtt://" + g.BrokerAddr(), Interval: interval, Seed: 1,
 		MalformedEvery: 5, Logger: log.With("component", "sim"),
 		OnPublish: func(device, topic string, payload []byte) { out.line("device  %-9s → %s %s", device, topic, payload) }}
 	for _, d := range cfg.Devices {

@@ -163,17 +163,19 @@ uplink: &up {url: tcp://x}
 	}
 }
 
+// scalars has one field of each scalar kind the decoder converts.
+type scalars struct {
+	I8  int8    `yaml:"i8"`
+	I64 int64   `yaml:"i64"`
+	U64 uint64  `yaml:"u64"`
+	F32 float32 `yaml:"f32"`
+	B   bool    `yaml:"b"`
+	S   string  `yaml:"s"`
+	P   **int   `yaml:"p"`
+	D   time.Duration
+}
+
 func TestDecodeScalars(t *testing.T) {
-	type scalars struct {
-		I8  int8    `yaml:"i8"`
-		I64 int64   `yaml:"i64"`
-		U64 uint64  `yaml:"u64"`
-		F32 float32 `yaml:"f32"`
-		B   bool    `yaml:"b"`
-		S   string  `yaml:"s"`
-		P   **int   `yaml:"p"`
-		D   time.Duration
-	}
 	tests := []struct {
 		in   string
 		want func(s scalars) bool
@@ -206,13 +208,6 @@ func TestDecodeScalars(t *testing.T) {
 }
 
 func TestDecodeScalarErrors(t *testing.T) {
-	type scalars struct {
-		I8  int8    `yaml:"i8"`
-		I64 int64   `yaml:"i64"`
-		U64 uint64  `yaml:"u64"`
-		F32 float32 `yaml:"f32"`
-		B   bool    `yaml:"b"`
-	}
 	tests := map[string]string{
 		"i8: 128":                   `f:1:5: i8: 128 is out of range for int8 (-128 to 127)`,
 		"i8: -129":                  `f:1:5: i8: -129 is out of range for int8 (-128 to 127)`,

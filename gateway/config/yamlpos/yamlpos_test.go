@@ -24,7 +24,7 @@ type config struct {
 	Limits   map[string]*limit `yaml:"limits"`
 	Debug    *bool             `yaml:"debug"`
 	Skipped  string            `yaml:"-"`
-	internal int
+	internal int               // unexported: the decoder must leave it alone
 }
 
 type common struct {
