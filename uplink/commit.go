@@ -2,8 +2,12 @@ package uplink
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // The store's lifecycle, and group commit.
@@ -23,14 +27,14 @@ import (
 // bound, not a delay: a commit that takes longer is counted in
 // Stats.SlowCommits, as the events in it waited longer than promised.
 
-// Open opens the store in Options.StoreDir, if there is one, and starts the
+// Open opens the store in Options.StoreDir (or in memory) and starts the
 // committer. It is called by Run and Enqueue, and may be called earlier to
 // find out whether the store can be opened; further calls do nothing. After
 // Close it returns ErrClosed. If the store cannot be opened the error names
 // the directory and wraps Badger's reason; nothing is deleted, and a later
 // call tries again.
 func (u *Uplink) Open() error {
-	if u.opts.StoreDir == "" || u.storeOpen.Load() {
+	if u.storeOpen.Load() {
 		return nil
 	}
 	u.openMu.Lock()
@@ -41,69 +45,238 @@ func (u *Uplink) Open() error {
 	case u.storeShut:
 		return ErrClosed
 	}
-	s, err := openStore(u.opts.StoreDir, u.opts.QueueSize, u.log)
+	ob, err := openOutbox(&u.opts)
 	if err != nil {
 		return err
 	}
+	ob.budget = initialBudget(&u.opts, ob)
 	u.mu.Lock()
-	u.store, u.ob = s, s
+	u.ob = ob
+	u.defLane = len(u.opts.Classes) - 1
 	u.mu.Unlock()
-	go u.commitLoop(s)
 	u.storeOpen.Store(true)
+	u.maint.Add(1)
+	go u.commitLoop(ob)
+	go u.maintain(ob)
 	return nil
+}
+
+// batch is the unit of group commit: the records appended, deleted and
+// quarantined since the committer last took one.
+type batch struct {
+	recs []record
+	dels []uint64
+	bad  []badRecord
+	done chan struct{} // closed once recs are written, or failed to be
+	err  error         // set before done is closed
+}
+
+// take hands the pending batch to the committer, or returns nil if there
+// is none.
+func (o *outbox) take() *batch {
+	b := o.pend
+	o.pend = nil
+	return b
 }
 
 // commitLoop is the committer: it writes batches until told to quit, and
 // then until nothing is pending.
-func (u *Uplink) commitLoop(s *diskOutbox) {
-	defer close(s.exited)
+func (u *Uplink) commitLoop(o *outbox) {
+	defer close(o.exited)
 	quitting := false
 	for {
 		u.mu.Lock()
-		b := s.take()
+		b := o.take()
+		var costs []int64
+		if b != nil {
+			costs = o.delCosts(b)
+		}
 		u.mu.Unlock()
 		if b != nil {
-			u.commit(s, b)
+			u.commit(o, b, costs)
 			continue
 		}
 		if quitting {
 			return
 		}
 		select {
-		case <-s.wake:
-		case <-s.quit:
+		case <-o.wake:
+		case <-o.quit:
 			quitting = true
 		}
 	}
 }
 
+// delCosts returns the sizes of b's deletes, in order.
+func (o *outbox) delCosts(b *batch) []int64 {
+	costs := make([]int64, len(b.dels))
+	for i, id := range b.dels {
+		costs[i] = o.dels[id]
+	}
+	return costs
+}
+
 // commit writes one batch and tells its Enqueue calls how it went.
-func (u *Uplink) commit(s *diskOutbox, b *batch) {
+func (u *Uplink) commit(o *outbox, b *batch, costs []int64) {
 	start := time.Now()
-	err := s.write(b)
+	err := o.write(b, costs)
 	took := time.Since(start)
 
 	u.mu.Lock()
-	s.written(b, err)
+	o.written(b, err)
 	if len(b.recs) > 0 && err == nil {
 		u.stats.Enqueued += uint64(len(b.recs))
-		u.stats.Syncs++
-		if took > u.opts.CommitInterval {
-			u.stats.SlowCommits++
+		if o.dir != "" {
+			u.stats.Syncs++
+			if took > u.opts.CommitInterval {
+				u.stats.SlowCommits++
+			}
 		}
 		u.work.notify()
 	}
-	if len(b.recs) > 0 && err != nil {
-		u.space.notify() // the failed records no longer count against QueueSize
-	}
+	u.space.notify() // written records may be dropped to make room; failed ones no longer count
 	u.mu.Unlock()
 
 	if err != nil {
-		u.log.Error("store write failed", "dir", s.dir, "events", len(b.recs), "deletes", len(b.dels), "err", err)
-		b.err = fmt.Errorf("uplink: enqueue: store %s: %w", s.dir, err)
+		u.log.Error("store write failed", "dir", o.dir, "events", len(b.recs), "deletes", len(b.dels), "err", err)
+		b.err = fmt.Errorf("uplink: enqueue: store %s: %w", o.dir, err)
 	}
 	if b.done != nil {
 		close(b.done)
+	}
+}
+
+// write puts b in the store, with the meta record in the same transaction
+// as its deletes, then syncs once if b holds records (deletes alone are not
+// synced). It runs on the committer only, which owns o.meta.
+func (o *outbox) write(b *batch, costs []int64) error {
+	m := o.meta.clone()
+	txn := o.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	// A batch too large for one transaction is split; meta goes in the last.
+	put := func(op func(*badger.Txn) error) error {
+		err := op(txn)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			if err = txn.Commit(); err != nil {
+				return err
+			}
+			txn = o.db.NewTransaction(true)
+			err = op(txn)
+		}
+		return err
+	}
+	set := func(k, v []byte) error { return put(func(t *badger.Txn) error { return t.Set(k, v) }) }
+	del := func(k []byte) error { return put(func(t *badger.Txn) error { return t.Delete(k) }) }
+	for _, r := range b.recs {
+		l := o.lanes[idLane(r.id)]
+		if err := set(recordKey(l, idSeq(r.id)), r.val); err != nil {
+			return err
+		}
+		m.add(l.Name, recordCost(l, r.val))
+		m.Last = idSeq(r.id)
+	}
+	for i, id := range b.dels {
+		l := o.lanes[idLane(id)]
+		if err := del(recordKey(l, idSeq(id))); err != nil {
+			return err
+		}
+		m.add(l.Name, -costs[i])
+	}
+	for _, q := range b.bad {
+		if err := o.setAside(q, set, del, &m); err != nil {
+			return err
+		}
+	}
+	if err := set(metaKey, m.encode()); err != nil {
+		return err
+	}
+	if err := txn.Commit(); err != nil {
+		return err
+	}
+	o.meta = m
+	if len(b.recs) == 0 {
+		return nil
+	}
+	return o.db.Sync()
+}
+
+func (m meta) clone() meta {
+	c := meta{Last: m.Last, Lanes: make(map[string]laneMeta, len(m.Lanes))}
+	for k, v := range m.Lanes {
+		c.Lanes[k] = v
+	}
+	return c
+}
+
+// add counts one record of cost bytes in (cost > 0) or out (cost < 0).
+func (m *meta) add(name string, cost int64) {
+	lm := m.Lanes[name]
+	if cost >= 0 {
+		lm.N++
+	} else {
+		lm.N--
+	}
+	lm.Bytes += cost
+	m.Lanes[name] = lm
+}
+
+func (m meta) encode() []byte {
+	b, _ := json.Marshal(m) // plain data: cannot fail
+	return b
+}
+
+// written records the outcome of writing b: its records become sendable, or,
+// if the write failed, are forgotten (their Enqueue fails) and the outbox
+// refuses new ones from then on.
+func (o *outbox) written(b *batch, err error) {
+	for _, id := range b.dels {
+		delete(o.dels, id)
+	}
+	for _, q := range b.bad {
+		delete(o.dels, q.id)
+	}
+	if len(b.recs) == 0 {
+		return
+	}
+	if err != nil {
+		for _, r := range b.recs {
+			o.forget(o.lanes[idLane(r.id)], recordCost(o.lanes[idLane(r.id)], r.val))
+		}
+		if o.err == nil {
+			o.err = fmt.Errorf("uplink: store %s: write failed: %w", o.dir, err)
+		}
+		return
+	}
+	o.extendReadAheads(b.recs)
+}
+
+// extendReadAheads adds records just written to the read-aheads of their
+// lanes, where a read-ahead reaches up to everything written before them
+// and has room: live events are then sent without reading the store.
+func (o *outbox) extendReadAheads(recs []record) {
+	prev := o.durable
+	o.durable = idSeq(recs[len(recs)-1].id)
+	grow := make([]bool, len(o.lanes))
+	for i, l := range o.lanes {
+		grow[i] = l.raTo == prev+1
+	}
+	for _, r := range recs {
+		li := idLane(r.id)
+		l := o.lanes[li]
+		if !grow[li] {
+			continue
+		}
+		if len(l.ra) >= raSize {
+			grow[li] = false
+			l.raTo = idSeq(r.id) // this record and later ones are not cached
+			continue
+		}
+		l.ra = append(l.ra, r)
+	}
+	for i, l := range o.lanes {
+		if grow[i] {
+			l.raTo = o.durable + 1
+		}
 	}
 }
 
@@ -117,23 +290,24 @@ func (u *Uplink) closeStore() error {
 		return u.storeCloseErr
 	}
 	u.storeShut = true
-	u.mu.Lock()
-	s := u.store
-	u.mu.Unlock()
-	if s == nil {
+	if !u.storeOpen.Load() {
 		return nil
 	}
-	close(s.quit)
-	<-s.exited
+	u.mu.Lock()
+	o := u.ob
+	u.mu.Unlock()
+	close(o.quit)
+	<-o.exited
+	u.maint.Wait()
 
 	u.mu.Lock()
-	s.closed = true // a Run that outlived Close's deadline reads no more
-	if s.err == nil {
-		s.err = errStoreClosed
+	o.closed = true // a Run that outlived Close's deadline reads no more
+	if o.err == nil {
+		o.err = errStoreClosed
 	}
 	u.mu.Unlock()
-	if err := s.db.Close(); err != nil {
-		u.storeCloseErr = fmt.Errorf("uplink: close store %s: %w", s.dir, err)
+	if err := o.db.Close(); err != nil {
+		u.storeCloseErr = fmt.Errorf("uplink: close store %s: %w", o.dir, err)
 	}
 	return u.storeCloseErr
 }

@@ -21,6 +21,10 @@ var (
 	// invalid (empty, wildcards, NUL, not UTF-8, too long).
 	ErrInvalidEvent = errors.New("uplink: invalid event")
 
+	// ErrUnknownClass is returned by EnqueueClass for a class not in
+	// Options.Classes.
+	ErrUnknownClass = errors.New("uplink: unknown class")
+
 	// ErrRunning is returned by Run when the uplink is already running or
 	// has already run.
 	ErrRunning = errors.New("uplink: Run called twice")

@@ -1,71 +1,368 @@
 package uplink
 
-// outbox holds accepted events, encoded, in the order they were accepted,
-// until the broker acknowledges them: reading a record does not consume it,
-// only Delete does (ack-then-delete).
+import (
+	"encoding/binary"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// The outbox holds accepted events, encoded, until the broker acknowledges
+// them: reading a record does not consume it, only Delete does
+// (ack-then-delete). It is a Badger store, on disk (Options.StoreDir) or in
+// memory, so that lanes, expiry and caps work the same either way.
 //
-// memOutbox keeps records in memory; diskOutbox (store.go) in a Badger
-// store. The Uplink calls every method with its mutex held, so an
-// implementation needs no locking of its own and must not block; diskOutbox
-// reads Badger there, which is memory or page cache in the common case.
-type outbox interface {
-	// Append adds rec at the end and returns its sequence number, greater
-	// than every earlier one. It returns errFull when the outbox is full.
-	Append(rec []byte) (seq uint64, err error)
+// Records are kept in lanes, one per class (Options.Classes), in the order
+// they were accepted. A record is named by an id that carries its lane in
+// the top byte and its sequence number in the rest: sequence numbers grow
+// across all lanes, so within a lane they give the order of acceptance.
+//
+// Records reach the store in groups. Append only queues a record in the
+// pending batch; the committer (commit.go) writes each batch, with a sync on
+// disk, outside the Uplink's mutex. Next returns only records at or below
+// durable, the last sequence number known to be written: the cloud never
+// sees an event whose Enqueue has not returned.
+//
+// The backlog is not held in memory. Each lane reads a window of up to
+// raSize records from Badger (the read-ahead), and records just committed
+// are added to that window while it is short, so that live events are sent
+// without a read. Deletes are batched too, and not synced: a delete lost in
+// a crash only means the event is sent again with the same id.
+//
+// The Uplink calls every method with its mutex held: the outbox needs no
+// locking of its own.
+type outbox struct {
+	db    *badger.DB
+	dir   string // "" for a store in memory
+	log   *slog.Logger
+	limit int // most records held (Options.QueueSize)
+	lanes []*lane
 
-	// Next returns the oldest record whose sequence number is at least from.
-	Next(from uint64) (seq uint64, rec []byte, ok bool)
+	n       int    // records held: pending, or written and not deleted
+	bytes   int64  // their size, as counted against the byte budget
+	budget  int64  // most bytes held; 0: no byte cap (see budget.go)
+	next    uint64 // sequence number of the next Append
+	durable uint64 // every record at or below this is written
+	err     error  // set once a write failed, or the store closed: Append refuses
+	closed  bool   // the store is closed: Next and Delete do nothing
 
-	// Delete removes a record; an unknown sequence number is ignored.
-	Delete(seq uint64)
+	pend *batch           // appended, deleted or quarantined since the committer's last turn
+	dels map[uint64]int64 // deleted in memory, not yet written: id → size; Next skips them
+	meta meta             // what the store holds once every batch taken is written; the committer's
 
-	// Len is the number of records held.
-	Len() int
+	drops   map[string]uint64 // events dropped, by reason
+	quarant uint64            // records moved to quarantine
+
+	wake   chan struct{} // buffered: tells the committer there is work
+	quit   chan struct{} // closed to stop the committer once it has written everything
+	exited chan struct{} // closed by the committer when it returns
 }
 
-// memOutbox is an outbox in memory, bounded by a record count. Records are
-// usually deleted oldest first; a record rejected by the broker can leave a
-// hole, which Next skips.
-type memOutbox struct {
-	recs  [][]byte // recs[i] has sequence number first+i; nil once deleted
-	first uint64
-	n     int // non-nil entries in recs
-	limit int
+// lane is the records of one class.
+type lane struct {
+	Class
+	idx    int
+	prefix []byte // 'r', len(name), name: every key of the lane starts with it
+	n      int
+	bytes  int64
+	low    uint64 // every record held has a sequence number at or above low
+
+	ra           []record // every written record held with raFrom <= seq < raTo, ascending
+	raFrom, raTo uint64
 }
 
-func newMemOutbox(limit int) *memOutbox {
-	return &memOutbox{first: 1, limit: limit}
+// record is one stored value (header and encoded event) and its id.
+type record struct {
+	id  uint64
+	val []byte
 }
 
-func (m *memOutbox) Append(rec []byte) (uint64, error) {
-	if m.n >= m.limit {
+// The id of a record: lane in the top byte, sequence number below.
+const seqBits = 56
+
+func makeID(lane int, seq uint64) uint64 { return uint64(lane)<<seqBits | seq }
+func idLane(id uint64) int               { return int(id >> seqBits) }
+func idSeq(id uint64) uint64             { return id & (1<<seqBits - 1) }
+
+// Stored values start with a header: a version byte and the time the event
+// was accepted (Unix milliseconds), used for TTLs and the backlog's age.
+const (
+	valVersion = 1
+	headerSize = 9
+)
+
+func makeValue(rec []byte, at time.Time) []byte {
+	v := make([]byte, headerSize, headerSize+len(rec))
+	v[0] = valVersion
+	binary.BigEndian.PutUint64(v[1:], uint64(at.UnixMilli()))
+	return append(v, rec...)
+}
+
+// parseValue splits a stored value; ok is false for one this version cannot read.
+func parseValue(v []byte) (rec []byte, at time.Time, ok bool) {
+	if len(v) <= headerSize || v[0] != valVersion {
+		return nil, time.Time{}, false
+	}
+	return v[headerSize:], time.UnixMilli(int64(binary.BigEndian.Uint64(v[1:]))), true
+}
+
+// raSize bounds each lane's read-ahead, and so the memory the outbox uses
+// for records already written: about 300 kB for 300-byte events.
+const raSize = 1024
+
+// recordCost is what a record counts against the byte budget: its key and
+// value, as Badger stores them.
+func recordCost(l *lane, val []byte) int64 { return int64(len(l.prefix) + 8 + len(val)) }
+
+// Append queues rec in lane li, accepted at time at, for the next group
+// commit, and returns its id. It returns errFull when the outbox holds
+// QueueSize records or its byte budget would be exceeded.
+func (o *outbox) Append(li int, rec []byte, at time.Time) (uint64, error) {
+	if o.err != nil {
+		return 0, o.err
+	}
+	l := o.lanes[li]
+	val := makeValue(rec, at)
+	cost := recordCost(l, val)
+	if o.n >= o.limit || (o.budget > 0 && o.bytes+cost > o.budget && o.n > 0) {
 		return 0, errFull
 	}
-	m.recs = append(m.recs, rec)
-	m.n++
-	return m.first + uint64(len(m.recs)) - 1, nil
+	id := makeID(li, o.next)
+	o.next++
+	o.batch().recs = append(o.pend.recs, record{id, val})
+	o.n++
+	o.bytes += cost
+	l.n++
+	l.bytes += cost
+	o.poke()
+	return id, nil
 }
 
-func (m *memOutbox) Next(from uint64) (uint64, []byte, bool) {
-	from = max(from, m.first)
-	for i := from - m.first; i < uint64(len(m.recs)); i++ {
-		if m.recs[i] != nil {
-			return m.first + i, m.recs[i], true
+// batch returns the pending batch, starting one if there is none.
+func (o *outbox) batch() *batch {
+	if o.pend == nil {
+		o.pend = &batch{done: make(chan struct{})}
+	}
+	return o.pend
+}
+
+// pending is the batch the last Append joined.
+func (o *outbox) pending() *batch { return o.pend }
+
+// Next returns the oldest written record of lane li with sequence number at
+// least from: its id, the encoded event and when it was accepted.
+func (o *outbox) Next(li int, from uint64) (uint64, []byte, bool) {
+	r, ok := o.nextRecord(li, from)
+	if !ok {
+		return 0, nil, false
+	}
+	return r.id, r.val[headerSize:], true
+}
+
+func (o *outbox) nextRecord(li int, from uint64) (record, bool) {
+	l := o.lanes[li]
+	from = max(from, l.low)
+	for !o.closed && from <= o.durable && l.n > 0 {
+		if from >= l.raFrom && from < l.raTo {
+			i, _ := slices.BinarySearchFunc(l.ra, from, cmpSeq)
+			if i < len(l.ra) {
+				return l.ra[i], true
+			}
+			from = l.raTo
+			continue
+		}
+		if !o.readAhead(l, from) {
+			break
 		}
 	}
-	return 0, nil, false
+	return record{}, false
 }
 
-func (m *memOutbox) Delete(seq uint64) {
-	if seq < m.first || seq-m.first >= uint64(len(m.recs)) || m.recs[seq-m.first] == nil {
+func cmpSeq(r record, seq uint64) int {
+	s := idSeq(r.id)
+	switch {
+	case s < seq:
+		return -1
+	case s > seq:
+		return 1
+	}
+	return 0
+}
+
+// readAhead replaces l's read-ahead with up to raSize written records from
+// from on. Records that cannot be read are moved to quarantine (see
+// quarantine.go). It returns false if nothing could be read.
+func (o *outbox) readAhead(l *lane, from uint64) bool {
+	ra := make([]record, 0, min(raSize, l.n))
+	var bad []badRecord
+	err := o.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: l.prefix})
+		defer it.Close()
+		for it.Seek(recordKey(l, from)); it.Valid() && len(ra) < raSize; it.Next() {
+			item := it.Item()
+			seq, ok := keySeq(l, item.Key())
+			if !ok {
+				continue
+			}
+			if seq > o.durable {
+				break
+			}
+			id := makeID(l.idx, seq)
+			if _, gone := o.dels[id]; gone {
+				continue
+			}
+			val, err := item.ValueCopy(nil)
+			if _, _, ok := parseValue(val); err != nil || !ok {
+				bad = append(bad, badRecord{id: id, val: val, size: int64(len(l.prefix)+8) + item.ValueSize(), err: err})
+				continue
+			}
+			ra = append(ra, record{id, val})
+		}
+		return nil
+	})
+	if err != nil {
+		o.log.Error("cannot read queued events from the store", "dir", o.dir, "class", l.Name, "err", err)
+		return false
+	}
+	o.quarantineAll(bad)
+	l.ra, l.raFrom, l.raTo = ra, from, o.durable+1
+	if len(ra) == raSize {
+		l.raTo = idSeq(ra[len(ra)-1].id) + 1
+	}
+	if len(ra) == 0 && from <= l.low {
+		o.lanePending(l) // nothing written is left: only pending records count
+	}
+	return true
+}
+
+// lanePending sets l's counts to its pending records alone. It is called
+// when the lane has nothing written left, which corrects counts a crash
+// between two parts of a large batch may have left too high.
+func (o *outbox) lanePending(l *lane) {
+	n, bytes := 0, int64(0)
+	if o.pend != nil {
+		for _, r := range o.pend.recs {
+			if idLane(r.id) == l.idx {
+				n++
+				bytes += recordCost(l, r.val)
+			}
+		}
+	}
+	if n != l.n {
+		o.log.Debug("class count corrected", "class", l.Name, "was", l.n, "now", n)
+		o.n += n - l.n
+		o.bytes += bytes - l.bytes
+		l.n, l.bytes = n, bytes
+	}
+}
+
+// Delete removes a written record: from memory now, from the store at the
+// next commit, unsynced. An unknown id is ignored.
+func (o *outbox) Delete(id uint64) {
+	if o.closed || idLane(id) >= len(o.lanes) || idSeq(id) > o.durable {
 		return
 	}
-	m.recs[seq-m.first] = nil
-	m.n--
-	for len(m.recs) > 0 && m.recs[0] == nil {
-		m.recs = m.recs[1:]
-		m.first++
+	if _, gone := o.dels[id]; gone {
+		return
+	}
+	l := o.lanes[idLane(id)]
+	r, ok := o.remove(l, idSeq(id))
+	if !ok {
+		return
+	}
+	cost := recordCost(l, r.val)
+	o.dels[id] = cost
+	o.batch().dels = append(o.pend.dels, id)
+	o.forget(l, cost)
+	o.poke()
+}
+
+// forget takes one record of cost bytes off the counts.
+func (o *outbox) forget(l *lane, cost int64) {
+	o.n--
+	o.bytes -= cost
+	l.n--
+	l.bytes -= cost
+}
+
+// remove finds written record seq of lane l and drops it from the read-ahead.
+func (o *outbox) remove(l *lane, seq uint64) (record, bool) {
+	if seq >= l.raFrom && seq < l.raTo {
+		i, ok := slices.BinarySearchFunc(l.ra, seq, cmpSeq)
+		if !ok {
+			return record{}, false
+		}
+		r := l.ra[i]
+		if i == 0 { // the usual case: acknowledged oldest first
+			l.ra = l.ra[1:]
+			if l.raFrom <= l.low {
+				l.low, l.raFrom = seq+1, seq+1
+			}
+		} else {
+			l.ra = slices.Delete(l.ra, i, i+1)
+		}
+		return r, true
+	}
+	var r record
+	err := o.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(recordKey(l, seq))
+		if err != nil {
+			return err
+		}
+		r.id = makeID(l.idx, seq)
+		r.val, err = item.ValueCopy(nil)
+		return err
+	})
+	return r, err == nil
+}
+
+// Len is the number of records held.
+func (o *outbox) Len() int { return o.n }
+
+// poke wakes the committer.
+func (o *outbox) poke() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
 	}
 }
 
-func (m *memOutbox) Len() int { return m.n }
+// laneOf returns the lane of the class named name, or -1.
+func (o *outbox) laneOf(name string) int {
+	for _, l := range o.lanes {
+		if l.Name == name {
+			return l.idx
+		}
+	}
+	return -1
+}
+
+// oldest returns when the oldest record held was accepted, if one is written.
+func (o *outbox) oldest() (time.Time, bool) {
+	var t time.Time
+	for i := range o.lanes {
+		if r, ok := o.nextRecord(i, 0); ok {
+			if _, at, _ := parseValue(r.val); t.IsZero() || at.Before(t) {
+				t = at
+			}
+		}
+	}
+	return t, !t.IsZero()
+}
+
+// fillStats adds the outbox's figures to s.
+func (o *outbox) fillStats(s *Stats) {
+	s.Queued, s.QueuedBytes = o.n, o.bytes
+	s.Oldest, _ = o.oldest()
+	s.Classes = make([]ClassStats, len(o.lanes))
+	for i, l := range o.lanes {
+		s.Classes[i] = ClassStats{Name: l.Name, Queued: l.n, Bytes: l.bytes}
+	}
+	s.Dropped = make(map[string]uint64, len(o.drops))
+	for k, v := range o.drops {
+		s.Dropped[k] = v
+	}
+	s.Quarantined = o.quarant
+}

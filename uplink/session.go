@@ -79,7 +79,7 @@ func (u *Uplink) connUp(recvMax int) {
 	u.epoch++
 	u.connected = true
 	u.connectedAt = time.Now()
-	u.win.open(size)
+	u.win.open(size, u.ob.next)
 	u.work.notify()
 	u.log.Info("connected", "url", u.broker.Redacted(), "window", size,
 		"receive_maximum", recvMax, "queued", u.ob.Len())
@@ -124,7 +124,7 @@ func (u *Uplink) sent(epoch uint64, pid uint16) {
 		return
 	}
 	u.peek.sent = true
-	if u.win.sent(u.peek.seq, pid) {
+	if u.win.sent(u.peek.seq, pid, int(u.peek.r.Size()), time.Now()) {
 		u.stats.Resent++
 	}
 }
@@ -156,7 +156,7 @@ func (u *Uplink) acked(ack *packets.Puback) {
 func (u *Uplink) rejected(seq uint64, ack *packets.Puback) {
 	delay := u.park(seq)
 	var id, reason string
-	if s, rec, ok := u.ob.Next(seq); ok && s == seq {
+	if s, rec, ok := u.ob.Next(idLane(seq), idSeq(seq)); ok && s == seq {
 		id = recordID(rec)
 	}
 	if ack.Properties != nil {

@@ -2,125 +2,224 @@ package uplink
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
-// diskOutbox is the durable outbox: records live in a Badger store under
-// 8-byte big-endian sequence number keys, so that key order is send order and
-// a restart finds them all again.
+// How the outbox is laid out in Badger.
 //
-// Records reach the disk in groups. Append only queues a record in the
-// pending batch; the committer (commit.go) writes each batch with one Badger
-// write and one sync, outside the Uplink's mutex. Next returns only records
-// at or below durable, the last sequence number known to be synced: the
-// cloud never sees an event whose Enqueue has not returned.
+//	'r' len(name) name seq(8)  a record of class name: header and encoded event
+//	'q' <record key>           a record that could not be read, set aside (quarantine.go)
+//	'm'                        meta: what the store holds, written with every batch
 //
-// The backlog is not held in memory. Next reads a window of up to raSize
-// records from Badger (the read-ahead), and records just committed are added
-// to that window while it is short, so that live events are sent without a
-// read. Deletes are batched too, and not synced: a delete lost in a crash
-// only means the event is sent again with the same id.
-//
-// Like every outbox, its methods are called with the Uplink's mutex held.
-type diskOutbox struct {
-	db    *badger.DB
-	dir   string
-	log   *slog.Logger
-	limit int
+// Sequence numbers are big-endian, so within a lane key order is the order
+// of acceptance. The meta record is written in the same transaction as the
+// deletes of its batch, so after a crash it agrees with them; records of a
+// batch too large for one transaction may precede it, and opening finds
+// those by looking past meta's last sequence number in each lane. Opening
+// therefore reads a few keys per lane, however long the backlog.
+var metaKey = []byte{'m'}
 
-	n       int    // records held: pending, or on disk and not deleted
-	next    uint64 // sequence number of the next Append
-	durable uint64 // every record at or below this is on disk
-	err     error  // set once a write failed, or the store closed: Append refuses
+const (
+	recordTag     = 'r'
+	quarantineTag = 'q'
+)
 
-	pend     *batch          // appended, not yet taken by the committer
-	pendDels []uint64        // deleted, not yet taken by the committer
-	dels     map[uint64]bool // deleted in memory, not yet written: Next skips them
-
-	ra           []record // every record held with raFrom <= seq < raTo, ascending
-	raFrom, raTo uint64
-
-	wake   chan struct{} // buffered: tells the committer there is work
-	quit   chan struct{} // closed to stop the committer once it has written everything
-	exited chan struct{} // closed by the committer when it returns
-	closed bool          // the store is closed: Next and Delete do nothing
+// meta is the store's own account of what it holds.
+type meta struct {
+	Last  uint64              `json:"last"`  // the highest sequence number written
+	Lanes map[string]laneMeta `json:"lanes"` // by class name
 }
 
-// record is one encoded event and its sequence number.
-type record struct {
-	seq uint64
-	rec []byte
+type laneMeta struct {
+	N     int   `json:"n"`
+	Bytes int64 `json:"bytes"`
 }
 
-// batch is the unit of group commit: the records appended, and the deletes
-// made, since the committer last took one.
-type batch struct {
-	recs []record
-	dels []uint64
-	done chan struct{} // closed once recs are synced, or failed to be
-	err  error         // set before done is closed
+func lanePrefix(name string) []byte {
+	return append([]byte{recordTag, byte(len(name))}, name...)
 }
 
-// raSize bounds the read-ahead, and so the memory the outbox uses for
-// records already on disk: about 300 kB for 300-byte events.
-const raSize = 1024
+func recordKey(l *lane, seq uint64) []byte {
+	k := make([]byte, len(l.prefix), len(l.prefix)+8)
+	copy(k, l.prefix)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
 
-// seqKey is the Badger key of sequence number seq.
-func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq) }
+// keySeq returns the sequence number in a key of lane l.
+func keySeq(l *lane, key []byte) (uint64, bool) {
+	if len(key) != len(l.prefix)+8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(key[len(l.prefix):]), true
+}
 
-// openStore opens or creates the store in dir and finds the records it holds
-// (a key-only scan: it counts them). It never deletes anything; if the store
-// cannot be opened the error says where and wraps Badger's reason.
-func openStore(dir string, limit int, log *slog.Logger) (*diskOutbox, error) {
-	db, err := badger.Open(badgerOptions(dir, log))
+// openOutbox opens or creates the store (in memory if o.StoreDir is empty)
+// and finds what it holds without reading the backlog. It never deletes
+// anything; if the store cannot be opened the error says where and wraps
+// Badger's reason.
+func openOutbox(o *Options) (*outbox, error) {
+	dir := o.StoreDir
+	db, err := badger.Open(storeOptions(o))
 	if err != nil {
-		return nil, fmt.Errorf("uplink: open store %s: %w", dir, err)
+		return nil, fmt.Errorf("uplink: open store %s: %w (see `flowgate store` in the README for recovery)", dir, err)
 	}
-	first, last, n, err := scanStore(db)
-	if err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("uplink: read store %s: %w", dir, err)
-	}
-	if n > 0 {
-		log.Info("store opened with a backlog", "dir", dir, "queued", n, "first_seq", first, "last_seq", last)
-	}
-	return &diskOutbox{
-		db: db, dir: dir, log: log, limit: limit,
-		n: n, next: last + 1, durable: last,
-		dels:   make(map[uint64]bool),
-		raFrom: last + 1, raTo: last + 1, // nothing cached: the next commit starts the read-ahead
+	ob := &outbox{
+		db: db, dir: dir, log: o.Logger, limit: o.QueueSize,
+		dels:   make(map[uint64]int64),
+		drops:  make(map[string]uint64),
 		wake:   make(chan struct{}, 1),
 		quit:   make(chan struct{}),
 		exited: make(chan struct{}),
-	}, nil
+	}
+	if err := ob.load(o.Classes); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("uplink: read store %s: %w", dir, err)
+	}
+	if ob.n > 0 {
+		ob.log.Info("store opened with a backlog", "dir", dir, "queued", ob.n, "bytes", ob.bytes)
+	}
+	return ob, nil
 }
 
-// scanStore counts the records in db and returns the first and last
-// sequence numbers (0, 0 if there are none). It reads keys only.
-func scanStore(db *badger.DB) (first, last uint64, n int, err error) {
-	err = db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{})
+// load reads meta, sets up the lanes, and counts records written after it.
+func (ob *outbox) load(classes []Class) error {
+	m, err := readMeta(ob.db)
+	if err != nil {
+		return err
+	}
+	for _, c := range classes {
+		ob.addLane(c)
+	}
+	names, err := laneNames(ob.db)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if ob.laneOf(name) < 0 {
+			ob.log.Warn("the store holds events of a class no longer configured; they are sent last", "class", name)
+			ob.addLane(Class{Name: name})
+		}
+	}
+	last := m.Last
+	for _, l := range ob.lanes {
+		lm := m.Lanes[l.Name]
+		l.n, l.bytes = lm.N, lm.Bytes
+		tailLast, err := ob.countTail(l, m.Last+1)
+		if err != nil {
+			return err
+		}
+		last = max(last, tailLast)
+		ob.n += l.n
+		ob.bytes += l.bytes
+		m.Lanes[l.Name] = laneMeta{l.n, l.bytes}
+	}
+	m.Last = last
+	ob.meta = m
+	ob.next, ob.durable = last+1, last
+	for _, l := range ob.lanes {
+		l.raFrom, l.raTo = last+1, last+1 // nothing cached: the first Next reads
+	}
+	return nil
+}
+
+func (ob *outbox) addLane(c Class) {
+	ob.lanes = append(ob.lanes, &lane{Class: c, idx: len(ob.lanes), prefix: lanePrefix(c.Name)})
+}
+
+func readMeta(db *badger.DB) (meta, error) {
+	m := meta{Lanes: make(map[string]laneMeta)}
+	err := db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(metaKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error { return json.Unmarshal(v, &m) })
+	})
+	if err != nil {
+		return m, fmt.Errorf("meta record: %w", err)
+	}
+	if m.Lanes == nil {
+		m.Lanes = make(map[string]laneMeta)
+	}
+	return m, nil
+}
+
+// laneNames lists the classes that have records, hopping from one lane's
+// prefix to the next: one seek per lane.
+func laneNames(db *badger.DB) ([]string, error) {
+	var names []string
+	err := db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{recordTag}})
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		for it.Rewind(); it.Valid(); {
 			k := it.Item().Key()
-			if len(k) != 8 {
-				continue // not a record: nothing else is stored yet
+			if len(k) < 2 || len(k) < 2+int(k[1]) {
+				it.Next()
+				continue
 			}
-			seq := binary.BigEndian.Uint64(k)
-			if n == 0 {
-				first = seq
-			}
-			last = seq
-			n++
+			name := string(k[2 : 2+int(k[1])])
+			names = append(names, name)
+			it.Seek(prefixEnd(lanePrefix(name)))
 		}
 		return nil
 	})
-	return first, last, n, err
+	return names, err
+}
+
+// prefixEnd is the first key after every key starting with p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// countTail adds the records of l from sequence number from on to its
+// counts and returns the last one's sequence number (0 if none).
+func (ob *outbox) countTail(l *lane, from uint64) (uint64, error) {
+	var last uint64
+	err := ob.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: l.prefix})
+		defer it.Close()
+		for it.Seek(recordKey(l, from)); it.Valid(); it.Next() {
+			item := it.Item()
+			seq, ok := keySeq(l, item.Key())
+			if !ok {
+				continue
+			}
+			l.n++
+			l.bytes += int64(len(l.prefix)+8) + item.ValueSize()
+			last = seq
+		}
+		return nil
+	})
+	return last, err
+}
+
+// storeOptions are the Badger options for o: on disk in o.StoreDir, or in
+// memory; with memtables scaled down for a small byte cap.
+func storeOptions(o *Options) badger.Options {
+	bo := badgerOptions(o.StoreDir, o.Logger)
+	if o.StoreDir == "" {
+		bo = bo.WithDir("").WithValueDir("").WithInMemory(true)
+	}
+	if o.MaxBytes > 0 {
+		mt := min(bo.MemTableSize, max(o.MaxBytes/32, 1<<20))
+		bo = bo.WithMemTableSize(mt).WithBaseTableSize(min(bo.BaseTableSize, mt))
+	}
+	return bo
 }
 
 // badgerOptions are chosen for a gateway on a Raspberry Pi class device: a
@@ -181,204 +280,3 @@ func trimNewline(s string) string {
 // errStoreClosed is what Append returns once the store has been closed; the
 // Uplink refuses with ErrClosed before it gets there.
 var errStoreClosed = errors.New("uplink: store closed")
-
-// Append queues rec for the next group commit. The caller waits for
-// pending() to be done before reporting the record accepted.
-func (d *diskOutbox) Append(rec []byte) (uint64, error) {
-	switch {
-	case d.err != nil:
-		return 0, d.err
-	case d.n >= d.limit:
-		return 0, errFull
-	}
-	if d.pend == nil {
-		d.pend = &batch{done: make(chan struct{})}
-	}
-	seq := d.next
-	d.next++
-	d.pend.recs = append(d.pend.recs, record{seq, rec})
-	d.n++
-	d.poke()
-	return seq, nil
-}
-
-// pending is the batch the last Append joined.
-func (d *diskOutbox) pending() *batch { return d.pend }
-
-// Next returns the oldest durable record at or after from.
-func (d *diskOutbox) Next(from uint64) (uint64, []byte, bool) {
-	for !d.closed && from <= d.durable {
-		if from >= d.raFrom && from < d.raTo {
-			i, _ := slices.BinarySearchFunc(d.ra, from, func(r record, s uint64) int { return cmpUint(r.seq, s) })
-			if i < len(d.ra) {
-				return d.ra[i].seq, d.ra[i].rec, true
-			}
-			from = d.raTo
-			continue
-		}
-		if !d.readAhead(from) {
-			break
-		}
-	}
-	return 0, nil, false
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// readAhead replaces the read-ahead with up to raSize durable records from
-// from on. A read error is logged and reported as nothing to send.
-func (d *diskOutbox) readAhead(from uint64) bool {
-	ra := make([]record, 0, min(raSize, d.n))
-	err := d.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{})
-		defer it.Close()
-		for it.Seek(seqKey(from)); it.Valid() && len(ra) < raSize; it.Next() {
-			item := it.Item()
-			k := item.Key()
-			if len(k) != 8 {
-				continue
-			}
-			seq := binary.BigEndian.Uint64(k)
-			if seq > d.durable {
-				break
-			}
-			if d.dels[seq] {
-				continue
-			}
-			rec, err := item.ValueCopy(nil)
-			if err != nil {
-				return fmt.Errorf("record %d: %w", seq, err)
-			}
-			ra = append(ra, record{seq, rec})
-		}
-		return nil
-	})
-	if err != nil {
-		d.log.Error("cannot read queued events from the store", "dir", d.dir, "err", err)
-		return false
-	}
-	d.ra, d.raFrom, d.raTo = ra, from, d.durable+1
-	if len(ra) == raSize {
-		d.raTo = ra[len(ra)-1].seq + 1
-	}
-	return true
-}
-
-// Delete removes a durable record: from memory now, from the disk at the
-// next commit, unsynced.
-func (d *diskOutbox) Delete(seq uint64) {
-	if d.closed || seq > d.durable || d.dels[seq] || !d.holds(seq) {
-		return
-	}
-	d.dels[seq] = true
-	d.pendDels = append(d.pendDels, seq)
-	d.n--
-	d.poke()
-}
-
-// holds reports whether durable record seq exists, and drops it from the
-// read-ahead if it is there.
-func (d *diskOutbox) holds(seq uint64) bool {
-	if seq >= d.raFrom && seq < d.raTo {
-		i, ok := slices.BinarySearchFunc(d.ra, seq, func(r record, s uint64) int { return cmpUint(r.seq, s) })
-		switch {
-		case ok && i == 0: // the usual case: acknowledged oldest first
-			d.ra = d.ra[1:]
-		case ok:
-			d.ra = slices.Delete(d.ra, i, i+1)
-		}
-		return ok
-	}
-	err := d.db.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(seqKey(seq))
-		return err
-	})
-	return err == nil
-}
-
-func (d *diskOutbox) Len() int { return d.n }
-
-// poke wakes the committer.
-func (d *diskOutbox) poke() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
-
-// take hands the pending appends and deletes to the committer, or returns
-// nil if there are none.
-func (d *diskOutbox) take() *batch {
-	b := d.pend
-	if b == nil {
-		if len(d.pendDels) == 0 {
-			return nil
-		}
-		b = &batch{}
-	}
-	b.dels = d.pendDels
-	d.pend, d.pendDels = nil, nil
-	return b
-}
-
-// write puts b on disk: one Badger write batch, then one sync if b holds
-// records (deletes alone are not synced).
-func (d *diskOutbox) write(b *batch) error {
-	wb := d.db.NewWriteBatch()
-	for _, r := range b.recs {
-		if err := wb.Set(seqKey(r.seq), r.rec); err != nil {
-			wb.Cancel()
-			return err
-		}
-	}
-	for _, seq := range b.dels {
-		if err := wb.Delete(seqKey(seq)); err != nil {
-			wb.Cancel()
-			return err
-		}
-	}
-	if err := wb.Flush(); err != nil {
-		return err
-	}
-	if len(b.recs) == 0 {
-		return nil
-	}
-	return d.db.Sync()
-}
-
-// written records the outcome of writing b: its records become sendable, or,
-// if the write failed, are forgotten (their Enqueue fails) and the outbox
-// refuses new ones from then on.
-func (d *diskOutbox) written(b *batch, err error) {
-	for _, seq := range b.dels {
-		delete(d.dels, seq)
-	}
-	if len(b.recs) == 0 {
-		return
-	}
-	if err != nil {
-		d.n -= len(b.recs)
-		if d.err == nil {
-			d.err = fmt.Errorf("uplink: store %s: write failed: %w", d.dir, err)
-		}
-		return
-	}
-	d.durable = b.recs[len(b.recs)-1].seq
-	if d.raTo == b.recs[0].seq { // the read-ahead reaches up to this batch: extend it
-		for _, r := range b.recs {
-			if len(d.ra) >= raSize {
-				break
-			}
-			d.ra = append(d.ra, r)
-			d.raTo = r.seq + 1
-		}
-	}
-}

@@ -67,7 +67,8 @@ type Uplink struct {
 	timing timing
 
 	mu          sync.Mutex
-	ob          outbox
+	ob          *outbox // nil until Open
+	defLane     int     // the lane of Enqueue: the last class
 	win         window
 	epoch       uint64 // changes whenever a connection comes up or goes down
 	connected   bool
@@ -88,10 +89,11 @@ type Uplink struct {
 	runDone  chan struct{} // closed when Run returns
 	retry    chan struct{} // a record was parked; Run arms a timer for its retry
 
-	// The durable store (commit.go), when Options.StoreDir is set. store is
-	// guarded by mu like ob; the rest by openMu.
-	store         *diskOutbox
+	// The store's lifecycle (commit.go), guarded by openMu. maint counts
+	// the maintenance goroutine (maintain.go), which closeStore waits for.
 	openMu        sync.Mutex
+	maint         sync.WaitGroup
+	maintEvery    time.Duration
 	storeOpen     atomic.Bool // Open succeeded: the fast path of Open
 	storeShut     bool        // closeStore has run: Open refuses
 	storeCloseErr error
@@ -106,11 +108,37 @@ type Stats struct {
 	Queued    int    // events held: accepted but not yet acknowledged
 	Inflight  int    // publishes sent on this connection and awaiting a PUBACK
 
+	QueuedBytes int64     // their size, as counted against Options.MaxBytes
+	Oldest      time.Time // when the oldest event held was accepted; zero if none
+	Classes     []ClassStats
+
+	// Dropped counts events dropped undelivered, by reason: DropExpired
+	// (older than their class's TTL) and DropFull (to make room).
+	Dropped map[string]uint64
+	// Quarantined counts stored records that could not be read and were set
+	// aside in the store's quarantine instead of being sent.
+	Quarantined uint64
+
 	// With a store (Options.StoreDir): group commits that synced events,
-	// and those of them that took longer than Options.CommitInterval.
+	// those of them that took longer than Options.CommitInterval, and the
+	// store's size on disk at the last measurement.
 	Syncs       uint64
 	SlowCommits uint64
+	StoreBytes  int64
 }
+
+// ClassStats is the backlog of one class.
+type ClassStats struct {
+	Name   string
+	Queued int
+	Bytes  int64
+}
+
+// Reasons an event is dropped undelivered, the keys of Stats.Dropped.
+const (
+	DropExpired = "expired"
+	DropFull    = "full"
+)
 
 // New checks opts and returns an Uplink ready to Run. It has no side
 // effects: it neither connects, nor opens the store, nor starts goroutines.
@@ -121,19 +149,16 @@ func New(opts Options) (*Uplink, error) {
 		return nil, err
 	}
 	u := &Uplink{
-		opts:    opts,
-		broker:  broker,
-		topic:   topic,
-		log:     opts.Logger, // the caller names the component
-		timing:  defaultTiming(),
-		ob:      newMemOutbox(opts.QueueSize),
-		win:     newWindow(),
-		stop:    make(chan struct{}),
-		runDone: make(chan struct{}),
-		retry:   make(chan struct{}, 1),
-	}
-	if opts.StoreDir != "" {
-		u.ob = newMemOutbox(0) // empty until Open replaces it with the store
+		opts:       opts,
+		broker:     broker,
+		topic:      topic,
+		log:        opts.Logger, // the caller names the component
+		timing:     defaultTiming(),
+		win:        newWindow(newPacer(opts.ReplayRate, opts.ReplayBytes)),
+		maintEvery: maintainEvery,
+		stop:       make(chan struct{}),
+		runDone:    make(chan struct{}),
+		retry:      make(chan struct{}, 1),
 	}
 	u.peek.u = u
 	return u, nil
@@ -150,6 +175,13 @@ func New(opts Options) (*Uplink, error) {
 // says the event may still be delivered: ctx ended while Enqueue waited for
 // the sync. Retrying then is safe, as the cloud deduplicates by id.
 func (u *Uplink) Enqueue(ctx context.Context, ev *event.Event) error {
+	return u.EnqueueClass(ctx, ev, "")
+}
+
+// EnqueueClass is Enqueue into the lane of class, one of Options.Classes;
+// "" is the last class, Enqueue's. An unknown class is refused with
+// ErrUnknownClass.
+func (u *Uplink) EnqueueClass(ctx context.Context, ev *event.Event, class string) error {
 	rec, err := u.encode(ev)
 	if err != nil {
 		return err
@@ -157,8 +189,12 @@ func (u *Uplink) Enqueue(ctx context.Context, ev *event.Event) error {
 	if err := u.Open(); err != nil {
 		return err
 	}
+	li, err := u.lane(class)
+	if err != nil {
+		return err
+	}
 	for {
-		b, wait, err := u.append(rec)
+		b, wait, err := u.append(li, rec)
 		switch {
 		case b != nil:
 			return waitDurable(ctx, b)
@@ -173,27 +209,42 @@ func (u *Uplink) Enqueue(ctx context.Context, ev *event.Event) error {
 	}
 }
 
-// append queues rec. With a store it returns the batch whose sync to wait
-// for; while the queue is full, a channel to wait on for space.
-func (u *Uplink) append(rec []byte) (*batch, <-chan struct{}, error) {
+// lane returns the lane of class.
+func (u *Uplink) lane(class string) (int, error) {
+	if class == "" {
+		return u.defLane, nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if li := u.ob.laneOf(class); li >= 0 && li < len(u.opts.Classes) {
+		return li, nil
+	}
+	return 0, fmt.Errorf("%w: %q", ErrUnknownClass, class)
+}
+
+// append queues rec in lane li and returns the batch whose write to wait
+// for; while the outbox is full, a channel to wait on for space. With the
+// DropOldest policy it first makes room, if it can, by dropping the oldest
+// events of the lowest class no higher than li's.
+func (u *Uplink) append(li int, rec []byte) (*batch, <-chan struct{}, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.closing {
 		return nil, nil, ErrClosed
 	}
-	_, err := u.ob.Append(rec)
-	if errors.Is(err, errFull) {
-		return nil, u.space.wait(), nil
+	for {
+		_, err := u.ob.Append(li, rec, time.Now())
+		if errors.Is(err, errFull) && u.opts.WhenFull == DropOldest && u.dropOldest(li, DropFull) {
+			continue
+		}
+		switch {
+		case errors.Is(err, errFull):
+			return nil, u.space.wait(), nil
+		case err != nil:
+			return nil, nil, fmt.Errorf("uplink: enqueue: %w", err)
+		}
+		return u.ob.pending(), nil, nil // counted and sendable once written
 	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("uplink: enqueue: %w", err)
-	}
-	if u.store != nil {
-		return u.store.pending(), nil, nil // counted and sendable once synced
-	}
-	u.stats.Enqueued++
-	u.work.notify()
-	return nil, nil, nil
 }
 
 // Stats returns a snapshot of the counters.
@@ -202,8 +253,10 @@ func (u *Uplink) Stats() Stats {
 	defer u.mu.Unlock()
 	s := u.stats
 	s.Connected = u.connected
-	s.Queued = u.ob.Len()
 	s.Inflight = u.win.inflight()
+	if u.ob != nil {
+		u.ob.fillStats(&s)
+	}
 	return s
 }
 
@@ -250,7 +303,7 @@ func (u *Uplink) Close(ctx context.Context) error {
 func (u *Uplink) drain(ctx context.Context) {
 	for {
 		u.mu.Lock()
-		if u.ob.Len() == 0 || !u.running {
+		if u.ob == nil || u.ob.Len() == 0 || !u.running {
 			u.mu.Unlock()
 			return
 		}
@@ -267,7 +320,10 @@ func (u *Uplink) drain(ctx context.Context) {
 // undelivered reports the events still queued, if any.
 func (u *Uplink) undelivered(ctx context.Context) error {
 	u.mu.Lock()
-	n := u.ob.Len()
+	n := 0
+	if u.ob != nil {
+		n = u.ob.Len()
+	}
 	u.mu.Unlock()
 	kept := ""
 	if u.opts.StoreDir != "" {

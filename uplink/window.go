@@ -19,24 +19,30 @@ import (
 // The Uplink's mutex guards it.
 type window struct {
 	size   int               // min(MaxInflight, Receive Maximum); 0 while disconnected
-	cursor uint64            // every record below cursor is in flight, parked or deleted
-	bySeq  map[uint64]uint16 // in flight: sequence number → packet id
-	byPID  map[uint16]uint64 // in flight: packet id → sequence number
+	cursor []uint64          // per lane: every record below is in flight, parked or deleted
+	bySeq  map[uint64]uint16 // in flight: record id → packet id
+	byPID  map[uint16]uint64 // in flight: packet id → record id
+
+	// Replay pacing (pace.go): records accepted before the connection came
+	// up, below liveFrom, are sent no faster than pace allows.
+	pace     pacer
+	liveFrom uint64
 
 	parked  []uint64 // rejected records, ascending, not to be sent before retryAt
 	retryAt time.Time
 
-	sentMax uint64 // highest sequence number ever sent; sending one at or below it is a resend
-	peak    int    // most records ever in flight at once
+	sentMax []uint64 // per lane: highest sequence number ever sent; sending one at or below it is a resend
+	peak    int      // most records ever in flight at once
 }
 
-func newWindow() window {
-	return window{bySeq: make(map[uint64]uint16), byPID: make(map[uint16]uint64)}
+func newWindow(p pacer) window {
+	return window{bySeq: make(map[uint64]uint16), byPID: make(map[uint16]uint64), pace: p}
 }
 
-// open starts a connection that allows size records in flight.
-func (w *window) open(size int) {
-	w.size = size
+// open starts a connection that allows size records in flight; records
+// with sequence numbers below liveFrom are a backlog, and paced.
+func (w *window) open(size int, liveFrom uint64) {
+	w.size, w.liveFrom = size, liveFrom
 }
 
 // close ends the connection. Whatever was in flight lost its packet id and
@@ -46,7 +52,7 @@ func (w *window) close() int {
 	clear(w.bySeq)
 	clear(w.byPID)
 	w.size = 0
-	w.cursor = 0
+	clear(w.cursor)
 	return lost
 }
 
@@ -54,50 +60,78 @@ func (w *window) close() int {
 func (w *window) inflight() int { return len(w.bySeq) }
 
 // next returns the record of ob that should be sent now, if any: the
-// connection must be up and the window not full. The oldest record neither
-// in flight nor parked goes first; parked records go only when no other is
+// connection must be up and the window not full. Lanes go in order of
+// priority, and within a lane the oldest record neither in flight nor
+// parked goes first; a backlog record waits while pacing holds it back, and
+// lower lanes may go meanwhile. Parked records go only when no other is
 // waiting, and not before retryAt.
-func (w *window) next(ob outbox, now time.Time) (uint64, []byte, bool) {
-	if len(w.bySeq) >= w.size {
+func (w *window) next(ob *outbox, now time.Time) (uint64, []byte, bool) {
+	if ob == nil || len(w.bySeq) >= w.size {
 		return 0, nil, false
 	}
-	for {
-		seq, rec, ok := ob.Next(w.cursor)
-		if !ok {
-			break
+	for len(w.cursor) < len(ob.lanes) {
+		w.cursor = append(w.cursor, 0)
+		w.sentMax = append(w.sentMax, 0)
+	}
+	for li := range ob.lanes {
+		if id, rec, ok := w.nextIn(ob, li, now); ok {
+			return id, rec, true
 		}
-		if _, busy := w.bySeq[seq]; !busy && !w.isParked(seq) {
-			return seq, rec, true
-		}
-		w.cursor = seq + 1
 	}
 	for len(w.parked) > 0 && !now.Before(w.retryAt) {
-		seq := w.parked[0]
-		if s, rec, ok := ob.Next(seq); ok && s == seq {
-			return seq, rec, true
+		id := w.parked[0]
+		if got, rec, ok := ob.Next(idLane(id), idSeq(id)); ok && got == id {
+			return id, rec, true
 		}
 		w.parked = w.parked[1:] // deleted meanwhile
 	}
 	return 0, nil, false
 }
 
-// sent records that seq went out with packet id pid. It reports whether
-// this was a resend.
-func (w *window) sent(seq uint64, pid uint16) bool {
-	w.bySeq[seq] = pid
-	w.byPID[pid] = seq
+// nextIn returns the record of lane li to send now, if any.
+func (w *window) nextIn(ob *outbox, li int, now time.Time) (uint64, []byte, bool) {
+	for {
+		id, rec, ok := ob.Next(li, w.cursor[li])
+		if !ok {
+			return 0, nil, false
+		}
+		if _, busy := w.bySeq[id]; !busy && !w.isParked(id) {
+			if idSeq(id) < w.liveFrom && !w.pace.ready(len(rec), now) {
+				return 0, nil, false
+			}
+			return id, rec, true
+		}
+		w.cursor[li] = idSeq(id) + 1
+	}
+}
+
+// busy reports whether record id is in flight.
+func (w *window) busy(id uint64) bool {
+	_, ok := w.bySeq[id]
+	return ok
+}
+
+// sent records that record id, of size bytes, went out with packet id pid.
+// It reports whether this was a resend.
+func (w *window) sent(id uint64, pid uint16, size int, now time.Time) bool {
+	w.bySeq[id] = pid
+	w.byPID[pid] = id
 	w.peak = max(w.peak, len(w.bySeq))
-	if i, ok := slices.BinarySearch(w.parked, seq); ok {
+	if i, ok := slices.BinarySearch(w.parked, id); ok {
 		w.parked = slices.Delete(w.parked, i, i+1)
 	}
-	if seq > w.sentMax {
-		w.sentMax = seq
+	if idSeq(id) < w.liveFrom {
+		w.pace.take(size, now)
+	}
+	li, seq := idLane(id), idSeq(id)
+	if seq > w.sentMax[li] {
+		w.sentMax[li] = seq
 		return false
 	}
 	return true
 }
 
-// acked ends the flight of packet id pid and returns its sequence number;
+// acked ends the flight of packet id pid and returns its record's id;
 // ok is false for an id not in flight on this connection.
 func (w *window) acked(pid uint16) (seq uint64, ok bool) {
 	seq, ok = w.byPID[pid]
@@ -115,6 +149,19 @@ func (w *window) park(seq uint64, until time.Time) {
 		w.parked = slices.Insert(w.parked, i, seq)
 	}
 	w.retryAt = until
+}
+
+// wakeAt is when the window may next have something to send that it has
+// not now: the end of a parked retry, or of a pacing wait. Zero if never.
+func (w *window) wakeAt(now time.Time) time.Time {
+	var t time.Time
+	if len(w.parked) > 0 {
+		t = w.retryAt
+	}
+	if p := w.pace.readyAt(now); !p.IsZero() && (t.IsZero() || p.Before(t)) {
+		t = p
+	}
+	return t
 }
 
 func (w *window) isParked(seq uint64) bool {

@@ -1,0 +1,171 @@
+package uplink
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Maintenance: expiry and the byte cap.
+//
+// A goroutine owned by the Uplink (started by Open, waited for by
+// closeStore) wakes every maintainEvery. It drops events older than their
+// class's TTL, and, with a byte cap on a store on disk, measures the store
+// and steers the outbox's byte budget so that the disk stays at the cap.
+//
+// Expiry goes oldest first: within a lane, events are in the order they
+// were accepted, and a class has one TTL, so the first event of a lane that
+// has not expired ends the search. An event in flight is left to its PUBACK.
+
+// maintainEvery is the period of maintenance: expiry happens within it of
+// an event's deadline, and the disk is measured that often.
+const maintainEvery = 250 * time.Millisecond
+
+// maxDropsPerTurn bounds the work done under the Uplink's mutex in one turn;
+// the next turn goes on.
+const maxDropsPerTurn = 20000
+
+func (u *Uplink) maintain(o *outbox) {
+	defer u.maint.Done()
+	t := time.NewTicker(u.maintEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-o.quit:
+			return
+		case <-t.C:
+		}
+		var usage int64
+		if o.dir != "" {
+			usage = dirUsage(o.dir)
+		}
+		u.mu.Lock()
+		u.expire(time.Now())
+		if usage > 0 {
+			u.stats.StoreBytes = usage
+			if u.opts.MaxBytes > 0 {
+				o.steer(usage, u.opts.MaxBytes)
+			}
+		}
+		u.enforceBudget()
+		u.mu.Unlock()
+	}
+}
+
+// expire drops the events whose class's TTL has passed.
+func (u *Uplink) expire(now time.Time) {
+	drops := 0
+	for li, l := range u.ob.lanes {
+		if l.TTL <= 0 {
+			continue
+		}
+		for from := uint64(0); drops < maxDropsPerTurn; {
+			r, ok := u.ob.nextRecord(li, from)
+			if !ok {
+				break
+			}
+			if _, at, _ := parseValue(r.val); now.Sub(at) < l.TTL {
+				break
+			}
+			from = idSeq(r.id) + 1
+			if u.win.busy(r.id) {
+				continue
+			}
+			u.drop(r.id, DropExpired)
+			drops++
+		}
+	}
+}
+
+// drop deletes an undelivered event and counts it.
+func (u *Uplink) drop(id uint64, reason string) {
+	u.ob.Delete(id)
+	u.ob.drops[reason]++
+	u.space.notify()
+}
+
+// dropOldest drops the oldest event, not in flight, of the lowest class
+// that holds one, going no higher than lane li. It reports whether it
+// dropped one.
+func (u *Uplink) dropOldest(li int, reason string) bool {
+	for j := len(u.ob.lanes) - 1; j >= li; j-- {
+		for from := uint64(0); ; {
+			r, ok := u.ob.nextRecord(j, from)
+			if !ok {
+				break
+			}
+			if !u.win.busy(r.id) {
+				u.drop(r.id, reason)
+				return true
+			}
+			from = idSeq(r.id) + 1
+		}
+	}
+	return false
+}
+
+// enforceBudget drops oldest events, lowest class first, while the outbox
+// holds more bytes than its budget and the policy allows dropping.
+func (u *Uplink) enforceBudget() {
+	o := u.ob
+	for drops := 0; o.budget > 0 && o.bytes > o.budget && drops < maxDropsPerTurn; drops++ {
+		if u.opts.WhenFull != DropOldest || !u.dropOldest(0, DropFull) {
+			return
+		}
+	}
+}
+
+// initialBudget is the byte budget an outbox starts with. In memory it is
+// the cap itself. On disk, what Badger stores for the events differs from
+// their size (compression, indexes, deleted events not yet compacted, its
+// write-ahead logs), so the budget starts below the cap by the size of the
+// logs, and steer moves it by what the disk shows.
+func initialBudget(opts *Options, o *outbox) int64 {
+	if opts.MaxBytes <= 0 {
+		return 0
+	}
+	if o.dir == "" {
+		return opts.MaxBytes
+	}
+	mt := storeOptions(opts).MemTableSize
+	return max(opts.MaxBytes-3*mt, opts.MaxBytes/2)
+}
+
+// steer moves the byte budget so that the store's size on disk, usage,
+// approaches target, just below the cap: by the gap, converted from disk
+// bytes to event bytes at the current ratio of the two, half at a time so
+// it settles rather than swings. It grows the budget only while the outbox
+// is near full, when there is something to learn.
+func (o *outbox) steer(usage, maxBytes int64) {
+	target := maxBytes - maxBytes/50 // 98%: transient growth stays within the cap's +5%
+	full := o.bytes >= o.budget-o.budget/20
+	if o.bytes <= 0 || (usage <= target && !full) {
+		return
+	}
+	perByte := float64(usage) / float64(o.bytes)
+	delta := float64(target-usage) / perByte / 2
+	o.budget = max(o.budget+int64(delta), minBudget)
+}
+
+// minBudget keeps a budget that steering shrank from reaching zero, which
+// would mean no cap at all.
+const minBudget = 1 << 20
+
+// dirUsage is the space the files in dir take on disk: allocated blocks
+// where the system reports them (Badger preallocates its logs sparsely),
+// sizes elsewhere. Errors count as nothing: the next turn measures again.
+func dirUsage(dir string) int64 {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var total int64
+	for _, e := range entries {
+		fi, err := os.Lstat(filepath.Join(dir, e.Name()))
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		total += allocated(fi)
+	}
+	return total
+}

@@ -1,0 +1,109 @@
+package uplink
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Quarantine: a stored record that cannot be read (Badger reports an error
+// for its value, its header is not one this version wrote, or the MQTT
+// packet in it does not parse) is not sent and not retried forever. It is
+// moved, as it is, under the quarantine prefix of the store, counted in
+// Stats.Quarantined and logged with its key; everything else keeps flowing.
+// Nothing is deleted: `flowgate store export` writes the quarantined
+// records out for inspection (see the README).
+
+// badRecord is a record to set aside.
+type badRecord struct {
+	id   uint64
+	val  []byte // what could be read of it; may be nil
+	size int64  // what it counted against the byte budget
+	err  error  // why it could not be used
+}
+
+// errBadHeader is the reason for a value this version did not write.
+var errBadHeader = errors.New("not a record this version of Flowgate wrote")
+
+// quarantineAll takes bad records off the counts, hides them from Next and
+// queues them to be moved at the next commit.
+func (o *outbox) quarantineAll(bad []badRecord) {
+	for _, q := range bad {
+		if q.err == nil {
+			q.err = errBadHeader
+		}
+		l := o.lanes[idLane(q.id)]
+		o.dels[q.id] = q.size
+		o.batch().bad = append(o.pend.bad, q)
+		o.forget(l, q.size)
+		o.quarant++
+		o.log.Error("queued event cannot be read; moved to quarantine", "dir", o.dir, "class", l.Name,
+			"seq", idSeq(q.id), "err", q.err)
+	}
+	if len(bad) > 0 {
+		o.poke()
+	}
+}
+
+// quarantine sets aside written record id, which could not be used for why.
+func (o *outbox) quarantine(id uint64, why error) {
+	if o.closed || idLane(id) >= len(o.lanes) {
+		return
+	}
+	if _, gone := o.dels[id]; gone {
+		return
+	}
+	l := o.lanes[idLane(id)]
+	r, ok := o.remove(l, idSeq(id))
+	if !ok {
+		return
+	}
+	o.quarantineAll([]badRecord{{id: id, val: r.val, size: recordCost(l, r.val), err: why}})
+}
+
+// setAside writes the move of q into the batch being committed.
+func (o *outbox) setAside(q badRecord, set func(k, v []byte) error, del func(k []byte) error, m *meta) error {
+	l := o.lanes[idLane(q.id)]
+	key := recordKey(l, idSeq(q.id))
+	if err := set(append([]byte{quarantineTag}, key...), q.val); err != nil {
+		return fmt.Errorf("quarantine %x: %w", key, err)
+	}
+	if err := del(key); err != nil {
+		return fmt.Errorf("quarantine %x: %w", key, err)
+	}
+	m.add(l.Name, -q.size)
+	return nil
+}
+
+// Quarantined is one record found in a store's quarantine.
+type Quarantined struct {
+	Key   []byte // its key before it was set aside: class and sequence number
+	Value []byte // what was stored, as it is
+}
+
+// ReadQuarantine calls fn for every record in the quarantine of the store
+// in dir, which must not be open elsewhere. It opens the store read-only.
+func ReadQuarantine(dir string, fn func(Quarantined) error) error {
+	opts := badgerOptions(dir, slog.New(slog.DiscardHandler)).WithReadOnly(true)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return fmt.Errorf("uplink: open store %s: %w", dir, err)
+	}
+	defer db.Close()
+	return db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{quarantineTag}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				v = nil
+			}
+			if err := fn(Quarantined{Key: it.Item().KeyCopy(nil)[1:], Value: v}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
