@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -64,11 +65,14 @@ func (u *Uplink) Open() error {
 // batch is the unit of group commit: the records appended, deleted and
 // quarantined since the committer last took one.
 type batch struct {
-	recs []record
-	dels []uint64
-	bad  []badRecord
-	done chan struct{} // closed once recs are written, or failed to be
-	err  error         // set before done is closed
+	recs  []record
+	dels  []delRef
+	bad   []badRecord
+	drop  []segRef      // segments to drop, all their records deleted
+	again []segRef      // of drop, those not yet gone: to drop again
+	lows  []uint64      // each lane\'s low mark when the batch was taken
+	done  chan struct{} // closed once recs are written, or failed to be
+	err   error         // set before done is closed
 }
 
 // take hands the pending batch to the committer, or returns nil if there
@@ -76,6 +80,12 @@ type batch struct {
 func (o *outbox) take() *batch {
 	b := o.pend
 	o.pend = nil
+	if b != nil {
+		b.lows = make([]uint64, len(o.lanes))
+		for i, l := range o.lanes {
+			b.lows[i] = l.low
+		}
+	}
 	return b
 }
 
@@ -87,13 +97,9 @@ func (u *Uplink) commitLoop(o *outbox) {
 	for {
 		u.mu.Lock()
 		b := o.take()
-		var costs []int64
-		if b != nil {
-			costs = o.delCosts(b)
-		}
 		u.mu.Unlock()
 		if b != nil {
-			u.commit(o, b, costs)
+			u.commit(o, b)
 			continue
 		}
 		if quitting {
@@ -107,19 +113,18 @@ func (u *Uplink) commitLoop(o *outbox) {
 	}
 }
 
-// delCosts returns the sizes of b's deletes, in order.
-func (o *outbox) delCosts(b *batch) []int64 {
-	costs := make([]int64, len(b.dels))
-	for i, id := range b.dels {
-		costs[i] = o.dels[id]
-	}
-	return costs
+// delRef is a record to delete: its id, segment and size.
+type delRef struct {
+	id    uint64
+	seg   uint32
+	cost  int64
+	below bool // below the lane's new low mark: no tombstone needed
 }
 
 // commit writes one batch and tells its Enqueue calls how it went.
-func (u *Uplink) commit(o *outbox, b *batch, costs []int64) {
+func (u *Uplink) commit(o *outbox, b *batch) {
 	start := time.Now()
-	err := o.write(b, costs)
+	err := o.write(b)
 	took := time.Since(start)
 
 	u.mu.Lock()
@@ -149,8 +154,13 @@ func (u *Uplink) commit(o *outbox, b *batch, costs []int64) {
 // write puts b in the store, with the meta record in the same transaction
 // as its deletes, then syncs once if b holds records (deletes alone are not
 // synced). It runs on the committer only, which owns o.meta.
-func (o *outbox) write(b *batch, costs []int64) error {
+func (o *outbox) write(b *batch) error {
 	m := o.meta.clone()
+	again, err := o.dropSegments(b.drop, &m)
+	if err != nil {
+		return err
+	}
+	b.again = again
 	txn := o.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
 	// A batch too large for one transaction is split; meta goes in the last.
@@ -169,18 +179,28 @@ func (o *outbox) write(b *batch, costs []int64) error {
 	del := func(k []byte) error { return put(func(t *badger.Txn) error { return t.Delete(k) }) }
 	for _, r := range b.recs {
 		l := o.lanes[idLane(r.id)]
-		if err := set(recordKey(l, idSeq(r.id)), r.val); err != nil {
+		if err := set(recordKey(l, r.seg, idSeq(r.id)), r.val); err != nil {
 			return err
+		}
+		if m.noteSegment(l.Name, r.seg, idSeq(r.id)) {
+			if err := set(recordKey(l, r.seg, guardSeq), nil); err != nil {
+				return err
+			}
 		}
 		m.add(l.Name, recordCost(l, r.val))
 		m.Last = idSeq(r.id)
 	}
-	for i, id := range b.dels {
-		l := o.lanes[idLane(id)]
-		if err := del(recordKey(l, idSeq(id))); err != nil {
-			return err
+	for _, d := range b.dels {
+		l := o.lanes[idLane(d.id)]
+		if !d.below {
+			if err := del(recordKey(l, d.seg, idSeq(d.id))); err != nil {
+				return err
+			}
 		}
-		m.add(l.Name, -costs[i])
+		m.add(l.Name, -d.cost)
+	}
+	for i, low := range b.lows {
+		m.setLow(o.lanes[i].Name, low)
 	}
 	for _, q := range b.bad {
 		if err := o.setAside(q, set, del, &m); err != nil {
@@ -203,6 +223,7 @@ func (o *outbox) write(b *batch, costs []int64) error {
 func (m meta) clone() meta {
 	c := meta{Last: m.Last, Lanes: make(map[string]laneMeta, len(m.Lanes))}
 	for k, v := range m.Lanes {
+		v.Segs = slices.Clip(v.Segs) // appends copy: the committer's meta and the clone do not share
 		c.Lanes[k] = v
 	}
 	return c
@@ -220,6 +241,14 @@ func (m *meta) add(name string, cost int64) {
 	m.Lanes[name] = lm
 }
 
+// setLow raises lane name's low mark in m to low.
+func (m *meta) setLow(name string, low uint64) {
+	if lm := m.Lanes[name]; low > lm.Low {
+		lm.Low = low
+		m.Lanes[name] = lm
+	}
+}
+
 func (m meta) encode() []byte {
 	b, _ := json.Marshal(m) // plain data: cannot fail
 	return b
@@ -229,12 +258,13 @@ func (m meta) encode() []byte {
 // if the write failed, are forgotten (their Enqueue fails) and the outbox
 // refuses new ones from then on.
 func (o *outbox) written(b *batch, err error) {
-	for _, id := range b.dels {
-		delete(o.dels, id)
+	for _, d := range b.dels {
+		delete(o.dels, d.id)
 	}
 	for _, q := range b.bad {
 		delete(o.dels, q.id)
 	}
+	o.redrop = append(o.redrop, b.again...)
 	if len(b.recs) == 0 {
 		return
 	}

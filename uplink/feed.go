@@ -60,6 +60,9 @@ func (f feed) Wait() chan struct{} {
 	if _, _, ok := u.win.next(u.ob, time.Now()); ok {
 		return closedChan
 	}
+	if u.win.held {
+		u.wakeLater() // pacing: Run wakes the sender when the bucket refills
+	}
 	return u.work.wait()
 }
 

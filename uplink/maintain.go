@@ -48,6 +48,7 @@ func (u *Uplink) maintain(o *outbox) {
 			}
 		}
 		u.enforceBudget()
+		o.emptySegments()
 		u.mu.Unlock()
 	}
 }
@@ -128,22 +129,31 @@ func initialBudget(opts *Options, o *outbox) int64 {
 		return opts.MaxBytes
 	}
 	mt := storeOptions(opts).MemTableSize
-	return max(opts.MaxBytes-3*mt, opts.MaxBytes/2)
+	return max(opts.MaxBytes-3*mt-segmentBytes(opts.MaxBytes)/2, opts.MaxBytes/2)
 }
 
-// steer moves the byte budget so that the store's size on disk, usage,
-// approaches target, just below the cap: by the gap, converted from disk
-// bytes to event bytes at the current ratio of the two, half at a time so
-// it settles rather than swings. It grows the budget only while the outbox
-// is near full, when there is something to learn.
+// steer moves the byte budget so that the store's size on disk settles at
+// the cap. What Badger needs besides the events (write-ahead logs, indexes,
+// a deleted segment not yet dropped, tables being compacted) comes and goes,
+// so steering follows the average size over the last few turns, and moves
+// the budget by a quarter of the gap, converted from disk bytes to event
+// bytes at their current ratio: it settles rather than swings. It grows the
+// budget only while the outbox is near full, when there is something to
+// learn; and it cuts at once if the disk is about to pass the cap's +5%.
 func (o *outbox) steer(usage, maxBytes int64) {
-	target := maxBytes - maxBytes/50 // 98%: transient growth stays within the cap's +5%
+	if o.avgUsage == 0 {
+		o.avgUsage = float64(usage)
+	}
+	o.avgUsage += (float64(usage) - o.avgUsage) / 4
 	full := o.bytes >= o.budget-o.budget/20
-	if o.bytes <= 0 || (usage <= target && !full) {
+	if o.bytes <= 0 || (o.avgUsage <= float64(maxBytes) && !full) {
 		return
 	}
-	perByte := float64(usage) / float64(o.bytes)
-	delta := float64(target-usage) / perByte / 2
+	perByte := o.avgUsage / float64(o.bytes)
+	delta := (float64(maxBytes) - o.avgUsage) / perByte / 4
+	if over := usage - maxBytes - maxBytes/25; over > 0 {
+		delta = min(delta, -float64(over)/perByte)
+	}
 	o.budget = max(o.budget+int64(delta), minBudget)
 }
 

@@ -34,24 +34,27 @@ import (
 // The Uplink calls every method with its mutex held: the outbox needs no
 // locking of its own.
 type outbox struct {
-	db    *badger.DB
-	dir   string // "" for a store in memory
-	log   *slog.Logger
-	limit int // most records held (Options.QueueSize)
-	lanes []*lane
+	db     *badger.DB
+	dir    string // "" for a store in memory
+	log    *slog.Logger
+	limit  int   // most records held (Options.QueueSize)
+	segMax int64 // segment size (segment.go)
+	lanes  []*lane
 
-	n       int    // records held: pending, or written and not deleted
-	bytes   int64  // their size, as counted against the byte budget
-	budget  int64  // most bytes held; 0: no byte cap (see budget.go)
-	next    uint64 // sequence number of the next Append
-	durable uint64 // every record at or below this is written
-	err     error  // set once a write failed, or the store closed: Append refuses
-	closed  bool   // the store is closed: Next and Delete do nothing
+	n        int     // records held: pending, or written and not deleted
+	bytes    int64   // their size, as counted against the byte budget
+	budget   int64   // most bytes held; 0: no byte cap (see maintain.go)
+	avgUsage float64 // the store's size on disk, averaged over recent turns
+	next     uint64  // sequence number of the next Append
+	durable  uint64  // every record at or below this is written
+	err      error   // set once a write failed, or the store closed: Append refuses
+	closed   bool    // the store is closed: Next and Delete do nothing
 
-	pend *batch           // appended, deleted or quarantined since the committer's last turn
-	dels map[uint64]int64 // deleted in memory, not yet written: id → size; Next skips them
-	meta meta             // what the store holds once every batch taken is written; the committer's
+	pend *batch          // appended, deleted or quarantined since the committer's last turn
+	dels map[uint64]bool // deleted in memory, not yet written: Next skips them
+	meta meta            // what the store holds once every batch taken is written; the committer's
 
+	redrop  []segRef          // segments whose drop did not finish (segment.go)
 	drops   map[string]uint64 // events dropped, by reason
 	quarant uint64            // records moved to quarantine
 
@@ -69,13 +72,18 @@ type lane struct {
 	bytes  int64
 	low    uint64 // every record held has a sequence number at or above low
 
+	segs      []segment // ascending; the last is open for appends (segment.go)
+	openBytes int64     // appended to the open segment
+
 	ra           []record // every written record held with raFrom <= seq < raTo, ascending
 	raFrom, raTo uint64
 }
 
-// record is one stored value (header and encoded event) and its id.
+// record is one stored value (header and encoded event), its id and the
+// segment its key is in.
 type record struct {
 	id  uint64
+	seg uint32
 	val []byte
 }
 
@@ -114,7 +122,9 @@ const raSize = 1024
 
 // recordCost is what a record counts against the byte budget: its key and
 // value, as Badger stores them.
-func recordCost(l *lane, val []byte) int64 { return int64(len(l.prefix) + 8 + len(val)) }
+func recordCost(l *lane, val []byte) int64 { return keyCost(l) + int64(len(val)) }
+
+func keyCost(l *lane) int64 { return int64(len(l.prefix) + 12) }
 
 // Append queues rec in lane li, accepted at time at, for the next group
 // commit, and returns its id. It returns errFull when the outbox holds
@@ -129,9 +139,10 @@ func (o *outbox) Append(li int, rec []byte, at time.Time) (uint64, error) {
 	if o.n >= o.limit || (o.budget > 0 && o.bytes+cost > o.budget && o.n > 0) {
 		return 0, errFull
 	}
+	seg := l.appendSeg(o.next, cost, o.segMax)
 	id := makeID(li, o.next)
 	o.next++
-	o.batch().recs = append(o.pend.recs, record{id, val})
+	o.batch().recs = append(o.pend.recs, record{id, seg, val})
 	o.n++
 	o.bytes += cost
 	l.n++
@@ -200,10 +211,10 @@ func (o *outbox) readAhead(l *lane, from uint64) bool {
 	err := o.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: l.prefix})
 		defer it.Close()
-		for it.Seek(recordKey(l, from)); it.Valid() && len(ra) < raSize; it.Next() {
+		for it.Seek(recordKey(l, l.segOf(from), from)); it.Valid() && len(ra) < raSize; it.Next() {
 			item := it.Item()
-			seq, ok := keySeq(l, item.Key())
-			if !ok {
+			seg, seq, ok := parseKey(l, item.Key())
+			if !ok || seq < from || seq == guardSeq {
 				continue
 			}
 			if seq > o.durable {
@@ -215,10 +226,10 @@ func (o *outbox) readAhead(l *lane, from uint64) bool {
 			}
 			val, err := item.ValueCopy(nil)
 			if _, _, ok := parseValue(val); err != nil || !ok {
-				bad = append(bad, badRecord{id: id, val: val, size: int64(len(l.prefix)+8) + item.ValueSize(), err: err})
+				bad = append(bad, badRecord{record: record{id, seg, val}, size: keyCost(l) + item.ValueSize(), err: err})
 				continue
 			}
-			ra = append(ra, record{id, val})
+			ra = append(ra, record{id, seg, val})
 		}
 		return nil
 	})
@@ -231,8 +242,13 @@ func (o *outbox) readAhead(l *lane, from uint64) bool {
 	if len(ra) == raSize {
 		l.raTo = idSeq(ra[len(ra)-1].id) + 1
 	}
-	if len(ra) == 0 && from <= l.low {
+	switch {
+	case from > l.low:
+	case len(ra) == 0:
 		o.lanePending(l) // nothing written is left: only pending records count
+		l.low = max(l.low, o.durable+1)
+	default:
+		l.low = idSeq(ra[0].id) // nothing is held between from and the first record read
 	}
 	return true
 }
@@ -259,7 +275,9 @@ func (o *outbox) lanePending(l *lane) {
 }
 
 // Delete removes a written record: from memory now, from the store at the
-// next commit, unsynced. An unknown id is ignored.
+// next commit, unsynced. An unknown id is ignored. Records deleted oldest
+// first, as they are acknowledged, are not deleted one by one: the lane's
+// low mark, below which nothing is held, is written instead.
 func (o *outbox) Delete(id uint64) {
 	if o.closed || idLane(id) >= len(o.lanes) || idSeq(id) > o.durable {
 		return
@@ -268,13 +286,16 @@ func (o *outbox) Delete(id uint64) {
 		return
 	}
 	l := o.lanes[idLane(id)]
+	low := l.low
 	r, ok := o.remove(l, idSeq(id))
 	if !ok {
 		return
 	}
 	cost := recordCost(l, r.val)
-	o.dels[id] = cost
-	o.batch().dels = append(o.pend.dels, id)
+	o.dels[id] = true
+	// A delete that moves the lane's low mark needs no tombstone: the mark,
+	// in meta, says the record is gone, and its segment is dropped later.
+	o.batch().dels = append(o.pend.dels, delRef{id, r.seg, cost, l.low > low})
 	o.forget(l, cost)
 	o.poke()
 }
@@ -307,11 +328,12 @@ func (o *outbox) remove(l *lane, seq uint64) (record, bool) {
 	}
 	var r record
 	err := o.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(recordKey(l, seq))
+		seg := l.segOf(seq)
+		item, err := txn.Get(recordKey(l, seg, seq))
 		if err != nil {
 			return err
 		}
-		r.id = makeID(l.idx, seq)
+		r.id, r.seg = makeID(l.idx, seq), seg
 		r.val, err = item.ValueCopy(nil)
 		return err
 	})

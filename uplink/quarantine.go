@@ -18,10 +18,9 @@ import (
 
 // badRecord is a record to set aside.
 type badRecord struct {
-	id   uint64
-	val  []byte // what could be read of it; may be nil
-	size int64  // what it counted against the byte budget
-	err  error  // why it could not be used
+	record       // val is what could be read of it; may be nil
+	size   int64 // what it counted against the byte budget
+	err    error // why it could not be used
 }
 
 // errBadHeader is the reason for a value this version did not write.
@@ -35,7 +34,7 @@ func (o *outbox) quarantineAll(bad []badRecord) {
 			q.err = errBadHeader
 		}
 		l := o.lanes[idLane(q.id)]
-		o.dels[q.id] = q.size
+		o.dels[q.id] = true
 		o.batch().bad = append(o.pend.bad, q)
 		o.forget(l, q.size)
 		o.quarant++
@@ -60,13 +59,13 @@ func (o *outbox) quarantine(id uint64, why error) {
 	if !ok {
 		return
 	}
-	o.quarantineAll([]badRecord{{id: id, val: r.val, size: recordCost(l, r.val), err: why}})
+	o.quarantineAll([]badRecord{{record: r, size: recordCost(l, r.val), err: why}})
 }
 
 // setAside writes the move of q into the batch being committed.
 func (o *outbox) setAside(q badRecord, set func(k, v []byte) error, del func(k []byte) error, m *meta) error {
 	l := o.lanes[idLane(q.id)]
-	key := recordKey(l, idSeq(q.id))
+	key := recordKey(l, q.seg, idSeq(q.id))
 	if err := set(append([]byte{quarantineTag}, key...), q.val); err != nil {
 		return fmt.Errorf("quarantine %x: %w", key, err)
 	}

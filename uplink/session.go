@@ -172,9 +172,14 @@ func (u *Uplink) park(seq uint64) time.Duration {
 	u.failures++
 	delay := u.timing.retry(u.failures)
 	u.win.park(seq, time.Now().Add(delay))
+	u.wakeLater()
+	return delay
+}
+
+// wakeLater has Run wake the sender at the window's wakeAt.
+func (u *Uplink) wakeLater() {
 	select {
 	case u.retry <- struct{}{}:
 	default: // Run has a wake-up pending already
 	}
-	return delay
 }

@@ -1,20 +1,20 @@
 package uplink
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
 // How the outbox is laid out in Badger.
 //
-//	'r' len(name) name seq(8)  a record of class name: header and encoded event
-//	'q' <record key>           a record that could not be read, set aside (quarantine.go)
-//	'm'                        meta: what the store holds, written with every batch
+//	'r' len(name) name seg(4) seq(8)  a record of class name: header and encoded event (segment.go)
+//	'q' <record key>                  a record that could not be read, set aside (quarantine.go)
+//	'm'                               meta: what the store holds, written with every batch
 //
 // Sequence numbers are big-endian, so within a lane key order is the order
 // of acceptance. The meta record is written in the same transaction as the
@@ -22,7 +22,7 @@ import (
 // batch too large for one transaction may precede it, and opening finds
 // those by looking past meta's last sequence number in each lane. Opening
 // therefore reads a few keys per lane, however long the backlog.
-var metaKey = []byte{'m'}
+var metaKey = []byte{'z'}
 
 const (
 	recordTag     = 'r'
@@ -36,26 +36,14 @@ type meta struct {
 }
 
 type laneMeta struct {
-	N     int   `json:"n"`
-	Bytes int64 `json:"bytes"`
+	N     int       `json:"n"`
+	Bytes int64     `json:"bytes"`
+	Segs  []segment `json:"segs"`
+	Low   uint64    `json:"low"` // no record below this sequence number is held
 }
 
 func lanePrefix(name string) []byte {
 	return append([]byte{recordTag, byte(len(name))}, name...)
-}
-
-func recordKey(l *lane, seq uint64) []byte {
-	k := make([]byte, len(l.prefix), len(l.prefix)+8)
-	copy(k, l.prefix)
-	return binary.BigEndian.AppendUint64(k, seq)
-}
-
-// keySeq returns the sequence number in a key of lane l.
-func keySeq(l *lane, key []byte) (uint64, bool) {
-	if len(key) != len(l.prefix)+8 {
-		return 0, false
-	}
-	return binary.BigEndian.Uint64(key[len(l.prefix):]), true
 }
 
 // openOutbox opens or creates the store (in memory if o.StoreDir is empty)
@@ -70,7 +58,8 @@ func openOutbox(o *Options) (*outbox, error) {
 	}
 	ob := &outbox{
 		db: db, dir: dir, log: o.Logger, limit: o.QueueSize,
-		dels:   make(map[uint64]int64),
+		dels:   make(map[uint64]bool),
+		segMax: segmentBytes(o.MaxBytes),
 		drops:  make(map[string]uint64),
 		wake:   make(chan struct{}, 1),
 		quit:   make(chan struct{}),
@@ -108,7 +97,7 @@ func (ob *outbox) load(classes []Class) error {
 	last := m.Last
 	for _, l := range ob.lanes {
 		lm := m.Lanes[l.Name]
-		l.n, l.bytes = lm.N, lm.Bytes
+		l.n, l.bytes, l.segs, l.low = lm.N, lm.Bytes, slices.Clone(lm.Segs), lm.Low
 		tailLast, err := ob.countTail(l, m.Last+1)
 		if err != nil {
 			return err
@@ -116,7 +105,7 @@ func (ob *outbox) load(classes []Class) error {
 		last = max(last, tailLast)
 		ob.n += l.n
 		ob.bytes += l.bytes
-		m.Lanes[l.Name] = laneMeta{l.n, l.bytes}
+		m.Lanes[l.Name] = laneMeta{l.n, l.bytes, slices.Clone(l.segs), l.low}
 	}
 	m.Last = last
 	ob.meta = m
@@ -187,17 +176,22 @@ func prefixEnd(p []byte) []byte {
 }
 
 // countTail adds the records of l from sequence number from on to its
-// counts and returns the last one's sequence number (0 if none).
+// counts, and segments not yet in its list, and returns the last one's
+// sequence number (0 if none). The open segment starts out full: records
+// appended from now on go into a new one.
 func (ob *outbox) countTail(l *lane, from uint64) (uint64, error) {
 	var last uint64
 	err := ob.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: l.prefix})
 		defer it.Close()
-		for it.Seek(recordKey(l, from)); it.Valid(); it.Next() {
+		for it.Seek(recordKey(l, l.segOf(from), from)); it.Valid(); it.Next() {
 			item := it.Item()
-			seq, ok := keySeq(l, item.Key())
-			if !ok {
+			seg, seq, ok := parseKey(l, item.Key())
+			if !ok || seq < from || seq == guardSeq {
 				continue
+			}
+			if n := len(l.segs); n == 0 || l.segs[n-1].Num < seg {
+				l.segs = append(l.segs, segment{Num: seg, First: seq})
 			}
 			l.n++
 			l.bytes += int64(len(l.prefix)+8) + item.ValueSize()
@@ -205,6 +199,7 @@ func (ob *outbox) countTail(l *lane, from uint64) (uint64, error) {
 		}
 		return nil
 	})
+	l.openBytes = 1 << 62
 	return last, err
 }
 
@@ -216,8 +211,15 @@ func storeOptions(o *Options) badger.Options {
 		bo = bo.WithDir("").WithValueDir("").WithInMemory(true)
 	}
 	if o.MaxBytes > 0 {
-		mt := min(bo.MemTableSize, max(o.MaxBytes/32, 1<<20))
-		bo = bo.WithMemTableSize(mt).WithBaseTableSize(min(bo.BaseTableSize, mt))
+		// What Badger holds besides the events (memtables, level 0 tables
+		// awaiting compaction, tables being rewritten) comes and goes with
+		// the memtable size: keep it a small part of the cap. Badger writes a
+		// transaction into one memtable, and values above the threshold to
+		// the value log, which must fit one transaction.
+		mt := min(bo.MemTableSize, max(o.MaxBytes/64, 1<<20))
+		bo = bo.WithMemTableSize(mt).WithBaseTableSize(min(bo.BaseTableSize, mt)).
+			WithValueThreshold(min(bo.ValueThreshold, mt/8)).
+			WithNumLevelZeroTablesStall(4)
 	}
 	return bo
 }
@@ -247,6 +249,7 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 		WithBlockCacheSize(8 << 20).
 		WithIndexCacheSize(4 << 20).
 		WithNumCompactors(2).
+		WithMaxLevels(2).
 		// No transactions compete: one committer writes, so conflict
 		// detection is memory for nothing. No expvar metrics (global state).
 		WithDetectConflicts(false).

@@ -27,6 +27,7 @@ type window struct {
 	// up, below liveFrom, are sent no faster than pace allows.
 	pace     pacer
 	liveFrom uint64
+	held     bool // the last next found a record that pacing held back
 
 	parked  []uint64 // rejected records, ascending, not to be sent before retryAt
 	retryAt time.Time
@@ -69,6 +70,7 @@ func (w *window) next(ob *outbox, now time.Time) (uint64, []byte, bool) {
 	if ob == nil || len(w.bySeq) >= w.size {
 		return 0, nil, false
 	}
+	w.held = false
 	for len(w.cursor) < len(ob.lanes) {
 		w.cursor = append(w.cursor, 0)
 		w.sentMax = append(w.sentMax, 0)
@@ -97,6 +99,7 @@ func (w *window) nextIn(ob *outbox, li int, now time.Time) (uint64, []byte, bool
 		}
 		if _, busy := w.bySeq[id]; !busy && !w.isParked(id) {
 			if idSeq(id) < w.liveFrom && !w.pace.ready(len(rec), now) {
+				w.held = true
 				return 0, nil, false
 			}
 			return id, rec, true
