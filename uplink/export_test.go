@@ -21,7 +21,8 @@ func SetTiming(u *Uplink, reconnect, retry time.Duration) {
 	u.timing.retry = func(int) time.Duration { return retry }
 }
 
-// SetDialer makes the uplink connect through dial (mqtt:// only).
+// SetDialer makes the uplink open its TCP connections through dial; for a
+// tls:// URL the TLS handshake then runs over what dial returns.
 func SetDialer(u *Uplink, dial func(ctx context.Context, addr string) (net.Conn, error)) {
 	u.timing.dial = dial
 }
@@ -52,3 +53,43 @@ func BadgerOptions(dir string, log *slog.Logger) badger.Options { return badgerO
 
 // Encode returns the record u would store for ev.
 func Encode(u *Uplink, ev *event.Event) ([]byte, error) { return u.encode(ev) }
+
+// Backoff is the jittered reconnect backoff of timing.go.
+func Backoff(lo, hi time.Duration, attempt int, jitter func(int64) int64) time.Duration {
+	return backoff(lo, hi, attempt, jitter)
+}
+
+// SetJitter replaces the random source of the reconnect backoff. Call it
+// before Run.
+func SetJitter(u *Uplink, jitter func(int64) int64) { u.timing.jitter = jitter }
+
+// ReconnectDelay is the wait u chooses before connection attempt n.
+func ReconnectDelay(u *Uplink, attempt int) time.Duration { return u.reconnectDelay(attempt) }
+
+// SetConnectedAt pretends the last connection came up at t.
+func SetConnectedAt(u *Uplink, t time.Time) {
+	u.mu.Lock()
+	u.connectedAt = t
+	u.mu.Unlock()
+}
+
+// Sample is what the watchdog sees at one tick, At after the start.
+type Sample struct {
+	At        time.Duration
+	Epoch     uint64 // the connection
+	Forwarded uint64 // Stats.Forwarded
+	Waiting   bool   // connected with publishes in flight
+}
+
+// Stalled feeds samples to a new watchdog with the given timeout and
+// reports, for each, whether it declared the connection stalled.
+func Stalled(timeout time.Duration, samples []Sample) []bool {
+	w := watchdog{timeout: timeout}
+	start := time.Now()
+	out := make([]bool, len(samples))
+	for i, s := range samples {
+		p := progress{epoch: s.Epoch, forwarded: s.Forwarded, waiting: s.Waiting}
+		out[i] = w.stalled(p, start.Add(s.At))
+	}
+	return out
+}

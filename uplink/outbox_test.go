@@ -28,7 +28,7 @@ func newTestOutbox(t *testing.T, dir string, edit func(*Options)) *outbox {
 func commitAll(t *testing.T, o *outbox) {
 	t.Helper()
 	if b := o.take(); b != nil {
-		err := o.write(b, o.delCosts(b))
+		err := o.write(b)
 		o.written(b, err)
 		if err != nil {
 			t.Fatalf("write: %v", err)

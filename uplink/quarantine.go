@@ -23,8 +23,11 @@ type badRecord struct {
 	err    error // why it could not be used
 }
 
-// errBadHeader is the reason for a value this version did not write.
-var errBadHeader = errors.New("not a record this version of Flowgate wrote")
+// Reasons a record is quarantined, besides Badger's own errors.
+var (
+	errBadHeader  = errors.New("not a record this version of Flowgate wrote")
+	errUnparsable = errors.New("the MQTT packet in it does not parse")
+)
 
 // quarantineAll takes bad records off the counts, hides them from Next and
 // queues them to be moved at the next commit.
@@ -105,4 +108,13 @@ func ReadQuarantine(dir string, fn func(Quarantined) error) error {
 		}
 		return nil
 	})
+}
+
+// quarantine sets aside a record autopaho could not parse, which only a
+// bug or a damaged store explains (see quarantine.go).
+func (u *Uplink) quarantine(id uint64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.ob.quarantine(id, errUnparsable)
+	u.space.notify()
 }

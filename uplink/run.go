@@ -17,6 +17,10 @@ import (
 // ctx is cancelled, reconnecting with backoff whenever the connection drops.
 // It returns nil on a clean stop, ErrClosed if Close came first, ErrRunning
 // if Run was called before, and Open's error if the store cannot be opened.
+// With a tls:// URL it reads the TLS files before connecting and returns an
+// *OptionError at once if one is unusable; later, at a reconnect, such a
+// problem is logged and retried with backoff, as the file may be in the
+// middle of being renewed.
 //
 // Cancelling ctx stops at once, leaving queued events undelivered; to
 // deliver them first, call Close and let Run return.
@@ -28,6 +32,11 @@ func (u *Uplink) Run(ctx context.Context) error {
 		return err
 	}
 	defer u.end()
+	if u.broker.Scheme == "tls" {
+		if _, err := tlsConfig(u.opts, u.broker.Hostname()); err != nil {
+			return err
+		}
+	}
 	// autopaho stops when told to by Disconnect below, not on its own when
 	// ctx ends, so that there is one way down and it is logged as such.
 	cm, err := autopaho.NewConnection(context.WithoutCancel(ctx), u.clientConfig())
@@ -84,11 +93,15 @@ func (u *Uplink) end() {
 	close(u.runDone)
 }
 
-// serve waits for the end, waking the sender when parked records are due.
+// serve waits for the end, waking the sender when parked records are due
+// and checking for a stalled connection (watchdog.go) every StallTimeout/4.
 func (u *Uplink) serve(ctx context.Context, cm *autopaho.ConnectionManager) {
 	pause := time.NewTimer(time.Hour)
 	pause.Stop()
 	defer pause.Stop()
+	wd := watchdog{timeout: u.opts.StallTimeout}
+	tick := time.NewTicker(wd.timeout / 4)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -103,6 +116,8 @@ func (u *Uplink) serve(ctx context.Context, cm *autopaho.ConnectionManager) {
 			u.mu.Lock()
 			u.work.notify()
 			u.mu.Unlock()
+		case now := <-tick.C:
+			u.checkStall(&wd, now)
 		}
 	}
 }
@@ -110,7 +125,7 @@ func (u *Uplink) serve(ctx context.Context, cm *autopaho.ConnectionManager) {
 func (u *Uplink) retryLeft() time.Duration {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return time.Until(u.win.retryAt)
+	return time.Until(u.win.wakeAt(time.Now()))
 }
 
 // clientConfig maps Options onto autopaho. The broker keeps no session for
@@ -119,12 +134,15 @@ func (u *Uplink) retryLeft() time.Duration {
 func (u *Uplink) clientConfig() autopaho.ClientConfig {
 	cfg := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u.broker},
-		TlsCfg:                        &tls.Config{MinVersion: tls.VersionTLS12}, // system roots
 		KeepAlive:                     uint16(u.opts.KeepAlive / time.Second),
 		CleanStartOnInitialConnection: true,
 		ReconnectBackoff:              u.reconnectDelay,
 		ConnectTimeout:                u.opts.ConnectTimeout,
 		Queue:                         feed{u},
+		AttemptConnection:             u.attempt,
+		OnConnectionUp: func(*autopaho.ConnectionManager, *paho.Connack) {
+			u.link.ups.Add(1)
+		},
 		OnConnectError: func(err error) {
 			u.log.Warn("connect failed", "url", u.broker.Redacted(), "err", err)
 		},
@@ -137,12 +155,46 @@ func (u *Uplink) clientConfig() autopaho.ClientConfig {
 			Session:  newSessionHooks(u),
 		},
 	}
-	if dial := u.timing.dial; dial != nil {
-		cfg.AttemptConnection = func(ctx context.Context, _ autopaho.ClientConfig, b *url.URL) (net.Conn, error) {
-			return dial(ctx, b.Host)
+	return cfg
+}
+
+// attempt opens the network connection of one connection attempt: TCP,
+// then for a tls:// URL the TLS handshake with the files read afresh (see
+// tls.go). autopaho passes its long-lived context here, not the attempt's,
+// so the attempt bounds itself by ConnectTimeout. The connection is
+// remembered for the watchdog, which may have to drop it.
+func (u *Uplink) attempt(ctx context.Context, _ autopaho.ClientConfig, broker *url.URL) (net.Conn, error) {
+	var cfg *tls.Config
+	if broker.Scheme == "tls" {
+		c, err := tlsConfig(u.opts, broker.Hostname())
+		if err != nil {
+			return nil, err
+		}
+		cfg = c
+	}
+	ctx, cancel := context.WithTimeout(ctx, u.opts.ConnectTimeout)
+	defer cancel()
+	raw, err := u.dial(ctx, broker.Host)
+	if err != nil {
+		return nil, fmt.Errorf("uplink: %w", err)
+	}
+	conn := raw
+	if cfg != nil {
+		if conn, err = u.handshake(ctx, raw, cfg, broker.Host); err != nil {
+			return nil, err
 		}
 	}
-	return cfg
+	u.link.attached(raw)
+	return conn, nil
+}
+
+// dial opens a TCP connection to addr, through timing.dial if a test set one.
+func (u *Uplink) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if u.timing.dial != nil {
+		return u.timing.dial(ctx, addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
 }
 
 // minUptime: a connection that lasted less than this counts as failed when
@@ -150,7 +202,8 @@ func (u *Uplink) clientConfig() autopaho.ClientConfig {
 const minUptime = 5 * time.Second
 
 // reconnectDelay is the wait before connection attempt n (0 for the first
-// after a drop). autopaho counts attempts afresh after every successful
+// after a drop): the jittered backoff of timing.go, from ReconnectMin and
+// ReconnectMax. autopaho counts attempts afresh after every successful
 // connection, so a broker that accepts and then drops us at once (a client id
 // in use twice, say) would be retried in a hot loop; such a short-lived
 // connection counts as a failed attempt.
@@ -161,7 +214,10 @@ func (u *Uplink) reconnectDelay(attempt int) time.Duration {
 	if attempt == 0 && flapped {
 		attempt = 1
 	}
-	return u.timing.reconnect(attempt)
+	if u.timing.reconnect != nil {
+		return u.timing.reconnect(attempt)
+	}
+	return backoff(u.opts.ReconnectMin, u.opts.ReconnectMax, attempt, u.timing.jitter)
 }
 
 // refused handles a record autopaho finished with: if the session did not
@@ -175,14 +231,4 @@ func (u *Uplink) refused(e *entry) {
 	}
 	delay := u.park(e.seq)
 	u.log.Error("publish refused by the MQTT client; will retry", "retry_in", delay, "attempt", u.failures)
-}
-
-// quarantine drops a record that cannot be parsed. Only a bug or a damaged
-// store explains one; it is logged, never dropped silently.
-func (u *Uplink) quarantine(seq uint64) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.ob.Delete(seq)
-	u.space.notify()
-	u.log.Error("dropped an unreadable queued record", "seq", seq)
 }

@@ -65,6 +65,7 @@ type Uplink struct {
 	topic  topicTemplate
 	log    *slog.Logger
 	timing timing
+	link   link // the network connection, for the watchdog (watchdog.go)
 
 	mu          sync.Mutex
 	ob          *outbox // nil until Open
@@ -108,6 +109,8 @@ type Stats struct {
 	Queued    int    // events held: accepted but not yet acknowledged
 	Inflight  int    // publishes sent on this connection and awaiting a PUBACK
 
+	Reconnects  uint64    // connections established after the first
+	Stalls      uint64    // connections dropped by the watchdog (Options.StallTimeout)
 	QueuedBytes int64     // their size, as counted against Options.MaxBytes
 	Oldest      time.Time // when the oldest event held was accepted; zero if none
 	Classes     []ClassStats
@@ -254,6 +257,7 @@ func (u *Uplink) Stats() Stats {
 	s := u.stats
 	s.Connected = u.connected
 	s.Inflight = u.win.inflight()
+	s.Reconnects, s.Stalls = u.Reconnects(), u.Stalls()
 	if u.ob != nil {
 		u.ob.fillStats(&s)
 	}
