@@ -48,7 +48,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.registry.Store(reg)
-	router, err := rules.NewRouter(routeList(cfg.Routes))
+	router, err := rules.NewRouter(routeList(cfg.Routes, cfg.Uplink.Classes))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}

@@ -15,10 +15,10 @@ import (
 	"github.com/flowgate/flowgate/uplink"
 )
 
-// sink is where routed events go upstream: the uplink. Enqueue returns once
-// the event is accepted (with a store, once it is on disk).
+// sink is where routed events go upstream: the uplink. EnqueueClass
+// returns once the event is accepted (with a store, once it is on disk).
 type sink interface {
-	Enqueue(ctx context.Context, ev *event.Event) error
+	EnqueueClass(ctx context.Context, ev *event.Event, class string) error
 }
 
 // errStopped is returned for publishes that arrive after the pipeline closed.
@@ -70,7 +70,7 @@ func (p *pipeline) handle(d *devices.Device, clientID, topic string, payload []b
 	p.stage.Process(ev, func(o rules.Output) {
 		routed = true
 		if o.Uplink && upErr == nil {
-			upErr = p.up.Enqueue(p.ctx, o.Event)
+			upErr = p.up.EnqueueClass(p.ctx, o.Event, o.Class)
 		}
 		if o.Topic != "" {
 			p.publishLocal(o)

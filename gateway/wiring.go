@@ -19,11 +19,14 @@ func deviceList(list []config.Device) []devices.Device {
 	return out
 }
 
-func routeList(list []config.Route) []rules.Route {
+func routeList(list []config.Route, classes []config.Class) []rules.Route {
 	out := make([]rules.Route, len(list))
 	for i, r := range list {
 		out[i] = rules.Route{Name: r.Name, Types: r.Types, Filter: r.Filter,
-			Uplink: slices.Contains(r.To, config.ToUplink)}
+			Uplink: slices.Contains(r.To, config.ToUplink), Class: r.Class, Rank: len(classes) - 1}
+		if r.Class != "" {
+			out[i].Rank = slices.IndexFunc(classes, func(c config.Class) bool { return c.Name == r.Class })
+		}
 		if slices.Contains(r.To, config.ToLocal) {
 			out[i].Topic = r.LocalTopic
 		}

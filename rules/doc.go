@@ -18,6 +18,7 @@ type Output struct {
 	Event  *event.Event
 	Route  string // the route (or rule) that produced it
 	Uplink bool   // forward to the cloud
+	Class  string // with Uplink: the uplink class (priority lane); "" for the default
 	Topic  string // publish on this local broker topic, if not empty
 }
 

@@ -22,6 +22,12 @@ type Route struct {
 	Filter string   // expr-lang boolean expression; empty means always
 	Uplink bool     // forward matching events to the cloud
 	Topic  string   // local topic template ({type}, {subject}); empty means none
+
+	// Class is the uplink class of matching events, and Rank its priority:
+	// lower goes first. When routes of several classes match an event, it
+	// is forwarded once, in the class of lowest Rank.
+	Class string
+	Rank  int
 }
 
 // Env is what a filter expression sees: the event's attributes and its data.
@@ -53,8 +59,9 @@ type compiled struct {
 
 // Router is the first Stage: it evaluates each route whose types include the
 // event's type and emits the event for every route whose filter holds. An
-// event goes to the uplink at most once, and to each local topic at most
-// once, however many routes match it.
+// event goes to the uplink at most once, in the highest priority class of
+// the routes that send it there, and to each local topic at most once,
+// however many routes match it.
 type Router struct {
 	routes []compiled
 	byType map[string][]int // routes that name a type
@@ -122,7 +129,7 @@ func runeToByte(s string, runes int) int {
 func (r *Router) Process(ev *event.Event, emit func(Output)) {
 	var (
 		env    *Env
-		uplink bool
+		up     *compiled // the matching uplink route of highest priority
 		topics []string
 	)
 	try := func(idx int) {
@@ -136,18 +143,14 @@ func (r *Router) Process(ev *event.Event, emit func(Output)) {
 				return // a filter that fails at run time does not match
 			}
 		}
-		out := Output{Event: ev, Route: rt.Name}
-		if rt.Uplink && !uplink {
-			uplink, out.Uplink = true, true
+		if rt.Uplink && (up == nil || rt.Rank < up.Rank) {
+			up = rt
 		}
 		if rt.Topic != "" {
-			t := expand(rt.Topic, ev)
-			if !contains(topics, t) {
-				topics, out.Topic = append(topics, t), t
+			if t := expand(rt.Topic, ev); !contains(topics, t) {
+				topics = append(topics, t)
+				emit(Output{Event: ev, Route: rt.Name, Topic: t})
 			}
-		}
-		if out.Uplink || out.Topic != "" {
-			emit(out)
 		}
 	}
 	for _, idx := range r.byType[ev.Type] {
@@ -155,6 +158,9 @@ func (r *Router) Process(ev *event.Event, emit func(Output)) {
 	}
 	for _, idx := range r.all {
 		try(idx)
+	}
+	if up != nil {
+		emit(Output{Event: ev, Route: up.Name, Uplink: true, Class: up.Class})
 	}
 }
 

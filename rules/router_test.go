@@ -31,11 +31,14 @@ func TestRouterFilters(t *testing.T) {
 		t.Fatal(err)
 	}
 	outs := collect(r, reading("env.reading", "truck-7", `{"t":31}`))
-	if len(outs) != 2 || outs[0].Route != "hot" || !outs[0].Uplink || outs[0].Topic != "alerts/truck-7/env.reading" {
+	if len(outs) != 3 || outs[0].Route != "hot" || outs[0].Uplink || outs[0].Topic != "alerts/truck-7/env.reading" {
 		t.Fatalf("hot reading: %+v", outs)
 	}
 	if outs[1].Route != "by-subject" || outs[1].Uplink || outs[1].Topic != "trucks" {
-		t.Errorf("uplink must be emitted once, local topic by second route: %+v", outs[1])
+		t.Errorf("local topic of the second route: %+v", outs[1])
+	}
+	if outs[2].Route != "hot" || !outs[2].Uplink || outs[2].Topic != "" {
+		t.Errorf("uplink must be emitted once, last, for the first route: %+v", outs[2])
 	}
 	outs = collect(r, reading("env.reading", "door-1", `{"t":20}`))
 	if len(outs) != 1 || outs[0].Route != "all" || !outs[0].Uplink || outs[0].Topic != "" {
@@ -50,6 +53,23 @@ func TestRouterFilters(t *testing.T) {
 	outs = collect(r, reading("env.reading", "door-1", `{"x":1}`))
 	if len(outs) != 1 || outs[0].Route != "all" {
 		t.Errorf("missing field: %+v", outs)
+	}
+}
+
+func TestRouterPicksTheHighestClass(t *testing.T) {
+	r, err := NewRouter([]Route{
+		{Name: "all", Uplink: true, Rank: 1},
+		{Name: "hot", Filter: "data.t > 30", Uplink: true, Class: "alarm", Rank: 0},
+		{Name: "bulk", Uplink: true, Class: "bulk", Rank: 2},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for data, want := range map[string]string{`{"t":31}`: "alarm", `{"t":20}`: ""} {
+		outs := collect(r, reading("env.reading", "truck-7", data))
+		if len(outs) != 1 || !outs[0].Uplink || outs[0].Class != want {
+			t.Errorf("%s: %+v, want one uplink output in class %q", data, outs, want)
+		}
 	}
 }
 

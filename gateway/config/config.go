@@ -95,6 +95,7 @@ type Route struct {
 	Filter     string   `yaml:"filter"`
 	To         []string `yaml:"to"`          // uplink, local
 	LocalTopic string   `yaml:"local_topic"` // with to: [local]; {type} and {subject} are replaced
+	Class      string   `yaml:"class"`       // with to: [uplink]; one of uplink.classes, default the last
 }
 
 // Destinations a route may name in To.
@@ -118,6 +119,31 @@ type Uplink struct {
 	// config file; "memory" keeps events in memory only (lost on restart).
 	StoreDir       string        `yaml:"store_dir"`
 	CommitInterval time.Duration `yaml:"commit_interval"` // the longest an accepted event waits for its fsync
+
+	// TLS files for a tls:// url, relative to the config file: the CAs
+	// that may sign the broker's certificate (empty: the system's), and a
+	// client certificate and key for mutual TLS.
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+
+	// Classes are the priority lanes, highest first, each with a TTL
+	// (0: kept until delivered). Routes choose one with class.
+	Classes  []Class  `yaml:"classes"`
+	MaxBytes ByteSize `yaml:"max_bytes"` // the outbox's size on disk; 0: no cap
+	WhenFull string   `yaml:"when_full"` // drop_oldest or reject
+
+	ReplayRate   int           `yaml:"replay_rate"`  // backlog events per second after a reconnect; 0: unpaced
+	ReplayBytes  ByteSize      `yaml:"replay_bytes"` // backlog bytes per second; 0: unpaced
+	ReconnectMin time.Duration `yaml:"reconnect_min"`
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
+	StallTimeout time.Duration `yaml:"stall_timeout"` // connected, events in flight, no PUBACK for this long: reconnect
+}
+
+// Class is one priority lane of the uplink.
+type Class struct {
+	Name string        `yaml:"name"`
+	TTL  time.Duration `yaml:"ttl"`
 }
 
 // MemoryStore is the store_dir value that keeps the outbox in memory.
@@ -145,12 +171,26 @@ func Default() *Config {
 			Topic:          "flowgate/{gateway}/events/{type}",
 			KeepAlive:      30 * time.Second,
 			ConnectTimeout: 10 * time.Second,
-			QueueSize:      100000,
+			QueueSize:      1000000,
 			MaxInflight:    256,
 			StoreDir:       "/var/lib/flowgate/outbox",
 			CommitInterval: 10 * time.Millisecond,
+			Classes:        defaultClasses(),
+			MaxBytes:       1 << 30,
+			WhenFull:       string(uplink.DropOldest),
+			ReconnectMin:   500 * time.Millisecond,
+			ReconnectMax:   time.Minute,
+			StallTimeout:   30 * time.Second,
 		},
 	}
+}
+
+func defaultClasses() []Class {
+	var cs []Class
+	for _, c := range uplink.DefaultClasses {
+		cs = append(cs, Class{Name: c.Name, TTL: c.TTL})
+	}
+	return cs
 }
 
 // derive fills values computed from others once the file is decoded.
@@ -184,9 +224,17 @@ func (c *Config) UplinkOptions(log *slog.Logger) uplink.Options {
 	u := c.Uplink
 	o := uplink.Options{
 		URL: u.URL, ClientID: u.ClientID, Username: u.Username, Password: u.Password,
+		CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile,
 		Topic: c.UplinkTopic(), KeepAlive: u.KeepAlive, ConnectTimeout: u.ConnectTimeout,
 		QueueSize: u.QueueSize, MaxInflight: u.MaxInflight, Logger: log,
 		StoreDir: u.StoreDir, CommitInterval: u.CommitInterval,
+		MaxBytes: int64(u.MaxBytes), WhenFull: uplink.FullPolicy(u.WhenFull),
+		ReplayRate: u.ReplayRate, ReplayBytes: int64(u.ReplayBytes),
+		ReconnectMin: u.ReconnectMin, ReconnectMax: u.ReconnectMax, StallTimeout: u.StallTimeout,
+		Classes: []uplink.Class{}, // empty, not nil: the file's list is the list
+	}
+	for _, cl := range u.Classes {
+		o.Classes = append(o.Classes, uplink.Class{Name: cl.Name, TTL: cl.TTL})
 	}
 	if u.StoreDir == MemoryStore {
 		o.StoreDir = ""

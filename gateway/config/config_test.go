@@ -210,3 +210,57 @@ func TestStoreDir(t *testing.T) {
 		t.Errorf("a file as store_dir: %q", got)
 	}
 }
+
+func TestUplinkClassesAndCaps(t *testing.T) {
+	dir := t.TempDir()
+	cfg := minimal + `  store_dir: store
+  max_bytes: 512MiB
+  when_full: reject
+  replay_rate: 500
+  replay_bytes: 1MiB
+  classes:
+    - {name: alarm}
+    - {name: telemetry, ttl: 72h}
+routes:
+  - {name: hot, class: alarm}
+  - {name: rest}
+`
+	path := filepath.Join(dir, "f.yaml")
+	c, err := Parse(path, []byte(cfg), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := c.UplinkOptions(nil)
+	if o.MaxBytes != 512<<20 || o.WhenFull != "reject" || o.ReplayRate != 500 || o.ReplayBytes != 1<<20 ||
+		len(o.Classes) != 2 || o.Classes[1].TTL != 72*time.Hour || o.StoreDir != filepath.Join(dir, "store") {
+		t.Errorf("uplink options %+v", o)
+	}
+	if c.Routes[0].Class != "alarm" {
+		t.Errorf("route class %q", c.Routes[0].Class)
+	}
+}
+
+func TestUplinkClassAndCapErrors(t *testing.T) {
+	for _, tc := range []struct{ cfg, want string }{
+		{minimal + "  classes: []\n", "f.yaml:6:12: uplink.classes: must name at least one class"},
+		{minimal + "  classes:\n    - {name: a}\n    - {name: b, ttl: -1s}\n", "f.yaml:8:22: uplink.classes[1].ttl: -1s is negative"},
+		{minimal + "  classes:\n    - {name: a}\n    - {name: a}\n", "f.yaml:8:14: uplink.classes[1].name: class \"a\" is listed twice"},
+		{minimal + "  max_bytes: 1MiB\n  store_dir: " + os.TempDir() + "\n", "f.yaml:6:14: uplink.max_bytes: 1048576 is below the minimum"},
+		{minimal + "  max_bytes: lots\n", "f.yaml:6:14: uplink.max_bytes: \"lots\" is not a size"},
+		{minimal + "  when_full: panic\n", "f.yaml:6:14: uplink.when_full: \"panic\" is not drop_oldest or reject"},
+		{minimal + "  stall_timeout: 0s\n", "f.yaml:6:18: uplink.stall_timeout: must be positive"},
+		{minimal + "  ca_file: ca.pem\n", "f.yaml:6:12: uplink.ca_file: needs a tls:// url"},
+		{strings.Replace(minimal, "mqtt://", "tls://", 1) + "  ca_file: missing.pem\n", "f.yaml:6:12: uplink.ca_file:"},
+		{minimal + "routes:\n  - {name: r, class: urgent}\n", "f.yaml:7:22: routes[0].class: route \"r\": class \"urgent\" is not one of uplink.classes (alarm, telemetry)"},
+		{minimal + "routes:\n  - {name: r, to: [local], local_topic: x, class: alarm}\n", "routes[0].class: route \"r\": class is set but to does not include uplink"},
+	} {
+		_, err := Parse("f.yaml", []byte(tc.cfg), noEnv)
+		if err == nil {
+			t.Errorf("%s: no error, want %q", tc.cfg, tc.want)
+			continue
+		}
+		if got := problems(t, err); len(got) != 1 || !strings.Contains(got[0], tc.want) {
+			t.Errorf("%s: got %q, want %q", tc.cfg, got, tc.want)
+		}
+	}
+}

@@ -48,9 +48,10 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 		return nil, errs
 	}
 	c.derive()
-	if s := c.Uplink.StoreDir; s != "" && s != MemoryStore && !filepath.IsAbs(s) {
-		c.Uplink.StoreDir = filepath.Join(filepath.Dir(path), s)
+	if s := c.Uplink.StoreDir; s != MemoryStore {
+		relativeTo(path, &c.Uplink.StoreDir)
 	}
+	relativeTo(path, &c.Uplink.CAFile, &c.Uplink.CertFile, &c.Uplink.KeyFile)
 	errs = append(errs, c.validate()...)
 	if err := errs.Err(); err != nil {
 		sortErrors(path, errs)
@@ -76,6 +77,16 @@ func (c *Config) loadDevicesFile(dir string, opts yamlpos.Options) yamlpos.Error
 		c.src.devices = append(c.src.devices, devicePos{doc, fmt.Sprintf("devices[%d]", i)})
 	}
 	return errs
+}
+
+// relativeTo makes each non-empty relative file name absolute, relative to
+// the directory of the config file at path.
+func relativeTo(path string, names ...*string) {
+	for _, n := range names {
+		if *n != "" && !filepath.IsAbs(*n) {
+			*n = filepath.Join(filepath.Dir(path), *n)
+		}
+	}
 }
 
 func readError(err error) string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -155,10 +156,11 @@ func (c *Config) validateRouteTargets(k *checker, p string, r Route) {
 	if len(r.To) == 0 {
 		k.errorf(p+".to", "route %q: to must name uplink, local or both", r.Name)
 	}
-	local := false
+	local, up := false, false
 	for j, to := range r.To {
 		switch to {
 		case ToUplink:
+			up = true
 		case ToLocal:
 			local = true
 		default:
@@ -170,7 +172,20 @@ func (c *Config) validateRouteTargets(k *checker, p string, r Route) {
 		k.errorf(p+".local_topic", "route %q: local_topic %q must be a topic name without wildcards", r.Name, r.LocalTopic)
 	case !local && r.LocalTopic != "":
 		k.errorf(p+".local_topic", "route %q: local_topic is set but to does not include local", r.Name)
+	case !up && r.Class != "":
+		k.errorf(p+".class", "route %q: class is set but to does not include uplink", r.Name)
+	case r.Class != "" && !slices.ContainsFunc(c.Uplink.Classes, func(cl Class) bool { return cl.Name == r.Class }):
+		k.errorf(p+".class", "route %q: class %q is not one of uplink.classes (%s)", r.Name, r.Class, c.classNames())
 	}
+}
+
+// classNames lists the uplink's classes for messages.
+func (c *Config) classNames() string {
+	var names []string
+	for _, cl := range c.Uplink.Classes {
+		names = append(names, cl.Name)
+	}
+	return strings.Join(names, ", ")
 }
 
 // validateUplink lets the uplink judge its own options, so that check and
@@ -188,7 +203,8 @@ func (c *Config) validateUplink(k *checker) {
 		zero bool
 	}{{"keep_alive", u.KeepAlive == 0}, {"connect_timeout", u.ConnectTimeout == 0},
 		{"queue_size", u.QueueSize == 0}, {"max_inflight", u.MaxInflight == 0},
-		{"commit_interval", u.CommitInterval == 0}} {
+		{"commit_interval", u.CommitInterval == 0}, {"reconnect_min", u.ReconnectMin == 0},
+		{"reconnect_max", u.ReconnectMax == 0}, {"stall_timeout", u.StallTimeout == 0}} {
 		if z.zero {
 			k.errorf("uplink."+z.key, "must be positive")
 			return
@@ -202,7 +218,15 @@ func (c *Config) validateUplink(k *checker) {
 		k.errorf("uplink.store_dir", "%s is not a directory", u.StoreDir)
 		return
 	}
-	_, err := uplink.New(c.UplinkOptions(nil))
+	if u.WhenFull == "" {
+		k.errorf("uplink.when_full", "must be %s or %s", uplink.DropOldest, uplink.Reject)
+		return
+	}
+	opts := c.UplinkOptions(nil)
+	_, err := uplink.New(opts)
+	if err == nil {
+		err = uplink.CheckTLSFiles(opts)
+	}
 	var oe *uplink.OptionError
 	switch {
 	case errors.As(err, &oe):

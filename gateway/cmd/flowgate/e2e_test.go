@@ -448,7 +448,7 @@ func TestShutdownWithCloudDown(t *testing.T) {
 	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
 	cloudURL := "mqtt://" + freeAddr(t) // nothing listens there
 	cfg := testConfig(t, cloudURL, mqttAddr, httpAddr, "shutdown_timeout: 10s", "shutdown_timeout: 2s",
-		"topic: cloud/{gateway}/{type}/{subject}", "topic: cloud/{gateway}/{type}/{subject}\n  queue_size: 1")
+		"topic: cloud/{gateway}/{type}/{subject}", "topic: cloud/{gateway}/{type}/{subject}\n  queue_size: 1\n  when_full: reject")
 	g := startGateway(t, cfg, mqttAddr, httpAddr)
 	dev, _, err := device(t, mqttAddr, "dev-1", "pw")
 	if err != nil {
