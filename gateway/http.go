@@ -11,16 +11,54 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/flowgate/flowgate/uplink"
 )
 
 // health is the body of /healthz.
 type health struct {
-	Status          string `json:"status"` // ok or unavailable
-	BrokerListening bool   `json:"broker_listening"`
-	UplinkRunning   bool   `json:"uplink_running"`
-	UplinkConnected bool   `json:"uplink_connected"`
-	UplinkQueued    int    `json:"uplink_queued"`
-	Devices         int64  `json:"devices_connected"`
+	Status          string       `json:"status"` // ok or unavailable
+	BrokerListening bool         `json:"broker_listening"`
+	UplinkRunning   bool         `json:"uplink_running"`
+	UplinkConnected bool         `json:"uplink_connected"`
+	UplinkQueued    int          `json:"uplink_queued"`
+	Devices         int64        `json:"devices_connected"`
+	Uplink          uplinkHealth `json:"uplink"`
+}
+
+// uplinkHealth is the uplink's detail in /healthz: the same figures as the
+// metrics, for a person with curl.
+type uplinkHealth struct {
+	QueuedBytes      int64             `json:"queued_bytes"`
+	OldestAgeSeconds float64           `json:"oldest_age_seconds"`
+	Inflight         int               `json:"inflight"`
+	Forwarded        uint64            `json:"forwarded"`
+	Resent           uint64            `json:"resent"`
+	Dropped          map[string]uint64 `json:"dropped"`
+	Quarantined      uint64            `json:"quarantined"`
+	Reconnects       uint64            `json:"reconnects"`
+	Stalls           uint64            `json:"stalls"`
+	StoreBytes       int64             `json:"store_bytes"`
+	Classes          []classHealth     `json:"classes"`
+}
+
+type classHealth struct {
+	Name   string `json:"name"`
+	Queued int    `json:"queued"`
+	Bytes  int64  `json:"bytes"`
+}
+
+func newUplinkHealth(s uplink.Stats, now time.Time) uplinkHealth {
+	h := uplinkHealth{QueuedBytes: s.QueuedBytes, OldestAgeSeconds: oldestAge(s, now).Seconds(),
+		Inflight: s.Inflight, Forwarded: s.Forwarded, Resent: s.Resent, Dropped: map[string]uint64{},
+		Quarantined: s.Quarantined, Reconnects: s.Reconnects, Stalls: s.Stalls, StoreBytes: s.StoreBytes}
+	for _, r := range []string{uplink.DropExpired, uplink.DropFull} {
+		h.Dropped[r] = s.Dropped[r]
+	}
+	for _, c := range s.Classes {
+		h.Classes = append(h.Classes, classHealth{c.Name, c.Queued, c.Bytes})
+	}
+	return h
 }
 
 // handleHealth answers 200 only while the broker listens and the uplink
@@ -29,7 +67,8 @@ type health struct {
 func (g *Gateway) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	st := g.up.Stats()
 	h := health{Status: "ok", BrokerListening: g.listening.Load(), UplinkRunning: g.upRunning.Load(),
-		UplinkConnected: st.Connected, UplinkQueued: st.Queued, Devices: atomic.LoadInt64(&g.broker.Info.ClientsConnected)}
+		UplinkConnected: st.Connected, UplinkQueued: st.Queued, Devices: atomic.LoadInt64(&g.broker.Info.ClientsConnected),
+		Uplink: newUplinkHealth(st, time.Now())}
 	code := http.StatusOK
 	if !h.BrokerListening || !h.UplinkRunning {
 		h.Status, code = "unavailable", http.StatusServiceUnavailable

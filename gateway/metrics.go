@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,32 +54,92 @@ func newMetrics() *metrics {
 
 // watchUplink exports the uplink's own counters.
 func (m *metrics) watchUplink(u *uplink.Uplink) {
-	stat := func(f func(uplink.Stats) float64) func() float64 {
-		return func() float64 { return f(u.Stats()) }
+	m.reg.MustRegister(&uplinkCollector{u: u, now: time.Now})
+}
+
+// uplinkCollector exports uplink.Stats, read once per scrape.
+type uplinkCollector struct {
+	u   *uplink.Uplink
+	now func() time.Time
+}
+
+var uplinkDescs = struct {
+	connected, forwarded, enqueued, resent, queued, inflight, syncs, slow,
+	queuedBytes, classEvents, classBytes, oldest, dropped, quarantined,
+	reconnects, stalls, storeBytes *prometheus.Desc
+}{
+	connected:   desc("flowgate_uplink_connected", "1 while the uplink is connected to the cloud broker."),
+	forwarded:   desc("flowgate_events_forwarded_total", "Events the cloud broker acknowledged."),
+	enqueued:    desc("flowgate_uplink_enqueued_total", "Events accepted by the uplink."),
+	resent:      desc("flowgate_uplink_resent_total", "Publishes sent again after a reconnect or a refusal."),
+	queued:      desc("flowgate_uplink_queued", "Events waiting for the cloud broker's acknowledgement (the backlog)."),
+	inflight:    desc("flowgate_uplink_inflight", "Publishes sent and not yet acknowledged."),
+	syncs:       desc("flowgate_outbox_syncs_total", "Group commits of the durable outbox (one fsync each)."),
+	slow:        desc("flowgate_outbox_slow_commits_total", "Group commits that took longer than uplink.commit_interval."),
+	queuedBytes: desc("flowgate_uplink_queued_bytes", "Bytes of the events waiting, as counted against uplink.max_bytes."),
+	classEvents: desc("flowgate_uplink_class_queued", "Events waiting, by class.", "class"),
+	classBytes:  desc("flowgate_uplink_class_queued_bytes", "Bytes of the events waiting, by class.", "class"),
+	oldest:      desc("flowgate_uplink_oldest_age_seconds", "Age of the oldest event waiting; 0 when none is."),
+	dropped:     desc("flowgate_uplink_dropped_total", "Events dropped undelivered, by reason: expired (class TTL) or full (room made).", "reason"),
+	quarantined: desc("flowgate_outbox_quarantined_total", "Stored events that could not be read and were moved to the quarantine."),
+	reconnects:  desc("flowgate_uplink_reconnects_total", "Connections to the cloud broker established after the first."),
+	stalls:      desc("flowgate_uplink_stalls_total", "Connections dropped by the watchdog: events in flight, no acknowledgement for uplink.stall_timeout."),
+	storeBytes:  desc("flowgate_outbox_disk_bytes", "Size of the outbox store on disk at the last measurement."),
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+func (c *uplinkCollector) Describe(ch chan<- *prometheus.Desc) {
+	prometheus.DescribeByCollect(c, ch)
+}
+
+func (c *uplinkCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.u.Stats()
+	d := &uplinkDescs
+	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
 	}
-	m.reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowgate_uplink_connected",
-			Help: "1 while the uplink is connected to the cloud broker."}, stat(func(s uplink.Stats) float64 {
-			if s.Connected {
-				return 1
-			}
-			return 0
-		})),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flowgate_events_forwarded_total",
-			Help: "Events the cloud broker acknowledged."}, stat(func(s uplink.Stats) float64 { return float64(s.Forwarded) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flowgate_uplink_enqueued_total",
-			Help: "Events accepted by the uplink."}, stat(func(s uplink.Stats) float64 { return float64(s.Enqueued) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flowgate_uplink_resent_total",
-			Help: "Publishes sent again after a reconnect."}, stat(func(s uplink.Stats) float64 { return float64(s.Resent) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowgate_uplink_queued",
-			Help: "Events waiting for the cloud broker's acknowledgement."}, stat(func(s uplink.Stats) float64 { return float64(s.Queued) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flowgate_outbox_syncs_total",
-			Help: "Group commits of the durable outbox (one fsync each)."}, stat(func(s uplink.Stats) float64 { return float64(s.Syncs) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flowgate_outbox_slow_commits_total",
-			Help: "Group commits that took longer than uplink.commit_interval."}, stat(func(s uplink.Stats) float64 { return float64(s.SlowCommits) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowgate_uplink_inflight",
-			Help: "Publishes sent and not yet acknowledged."}, stat(func(s uplink.Stats) float64 { return float64(s.Inflight) })),
-	)
+	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(d.connected, b2f(s.Connected))
+	counter(d.forwarded, s.Forwarded)
+	counter(d.enqueued, s.Enqueued)
+	counter(d.resent, s.Resent)
+	gauge(d.queued, float64(s.Queued))
+	gauge(d.inflight, float64(s.Inflight))
+	counter(d.syncs, s.Syncs)
+	counter(d.slow, s.SlowCommits)
+	gauge(d.queuedBytes, float64(s.QueuedBytes))
+	for _, cl := range s.Classes {
+		gauge(d.classEvents, float64(cl.Queued), cl.Name)
+		gauge(d.classBytes, float64(cl.Bytes), cl.Name)
+	}
+	gauge(d.oldest, oldestAge(s, c.now()).Seconds())
+	for _, r := range []string{uplink.DropExpired, uplink.DropFull} {
+		counter(d.dropped, s.Dropped[r], r)
+	}
+	counter(d.quarantined, s.Quarantined)
+	counter(d.reconnects, s.Reconnects)
+	counter(d.stalls, s.Stalls)
+	gauge(d.storeBytes, float64(s.StoreBytes))
+}
+
+// oldestAge is how long the oldest event held has waited; 0 if none.
+func oldestAge(s uplink.Stats, now time.Time) time.Duration {
+	if s.Oldest.IsZero() {
+		return 0
+	}
+	return max(now.Sub(s.Oldest), 0)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // watchBroker exports the embedded broker's connection count.

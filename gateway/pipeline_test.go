@@ -16,7 +16,9 @@ import (
 // sinkFunc adapts a function to the pipeline's sink.
 type sinkFunc func(context.Context, *event.Event) error
 
-func (f sinkFunc) EnqueueClass(ctx context.Context, ev *event.Event, _ string) error { return f(ctx, ev) }
+func (f sinkFunc) EnqueueClass(ctx context.Context, ev *event.Event, _ string) error {
+	return f(ctx, ev)
+}
 
 func testPipeline(tb testing.TB, up sink, local func(string, []byte) error) *pipeline {
 	tb.Helper()
