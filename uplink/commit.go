@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,6 +120,7 @@ type delRef struct {
 	seg   uint32
 	cost  int64
 	below bool // below the lane's new low mark: no tombstone needed
+	v0    bool // a record of the first store version, being migrated (migrate.go)
 }
 
 // commit writes one batch and tells its Enqueue calls how it went.
@@ -191,6 +193,12 @@ func (o *outbox) write(b *batch) error {
 		m.Last = idSeq(r.id)
 	}
 	for _, d := range b.dels {
+		if d.v0 {
+			if err := del(binary.BigEndian.AppendUint64(nil, d.id)); err != nil {
+				return err
+			}
+			continue
+		}
 		l := o.lanes[idLane(d.id)]
 		if !d.below {
 			if err := del(recordKey(l, d.seg, idSeq(d.id))); err != nil {

@@ -49,6 +49,7 @@ type outbox struct {
 	durable  uint64  // every record at or below this is written
 	err      error   // set once a write failed, or the store closed: Append refuses
 	closed   bool    // the store is closed: Next and Delete do nothing
+	hadMeta  bool    // the store had a meta record when opened
 
 	pend *batch          // appended, deleted or quarantined since the committer's last turn
 	dels map[uint64]bool // deleted in memory, not yet written: Next skips them
@@ -295,7 +296,7 @@ func (o *outbox) Delete(id uint64) {
 	o.dels[id] = true
 	// A delete that moves the lane's low mark needs no tombstone: the mark,
 	// in meta, says the record is gone, and its segment is dropped later.
-	o.batch().dels = append(o.pend.dels, delRef{id, r.seg, cost, l.low > low})
+	o.batch().dels = append(o.pend.dels, delRef{id: id, seg: r.seg, cost: cost, below: l.low > low})
 	o.forget(l, cost)
 	o.poke()
 }

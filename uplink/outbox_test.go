@@ -1,10 +1,14 @@
 package uplink
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // newTestOutbox opens an outbox in memory (dir "") or on disk, with the
@@ -223,4 +227,42 @@ func sendAll(t *testing.T, w *window, ob *outbox, now time.Time, want []uint64) 
 		t.Fatalf("next = %d after %v; want nothing (window %d, in flight %d)", seq, want, w.size, w.inflight())
 	}
 	return resent
+}
+
+// A store of the first version (bare 8-byte sequence number keys) opens
+// with its records moved into the last class, in order.
+func TestMigrateFirstVersion(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{StoreDir: dir}.withDefaults()
+	db, err := badger.Open(storeOptions(&opts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(txn *badger.Txn) error {
+		for i := uint64(1); i <= 3; i++ {
+			if err := txn.Set(binary.BigEndian.AppendUint64(nil, i), fmt.Appendf(nil, "old%d", i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || db.Close() != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // and a second open finds them where the first put them
+		o := newTestOutbox(t, dir, nil)
+		var got []string
+		for from := uint64(0); ; {
+			id, rec, ok := o.Next(1, from)
+			if !ok {
+				break
+			}
+			got = append(got, string(rec))
+			from = idSeq(id) + 1
+		}
+		if strings.Join(got, ",") != "old1,old2,old3" || o.Len() != 3 {
+			t.Fatalf("after migration: %q, Len %d", got, o.Len())
+		}
+		_ = o.db.Close()
+	}
 }

@@ -69,6 +69,16 @@ func openOutbox(o *Options) (*outbox, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("uplink: read store %s: %w", dir, err)
 	}
+	if !ob.hadMeta {
+		n, err := ob.migrateV0(len(ob.lanes) - 1)
+		if err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("uplink: store %s: migrating records of the first store version: %w", dir, err)
+		}
+		if n > 0 {
+			ob.log.Info("moved the records of the first store version into the last class", "dir", dir, "events", n)
+		}
+	}
 	if ob.n > 0 {
 		ob.log.Info("store opened with a backlog", "dir", dir, "queued", ob.n, "bytes", ob.bytes)
 	}
@@ -77,10 +87,11 @@ func openOutbox(o *Options) (*outbox, error) {
 
 // load reads meta, sets up the lanes, and counts records written after it.
 func (ob *outbox) load(classes []Class) error {
-	m, err := readMeta(ob.db)
+	m, found, err := readMeta(ob.db)
 	if err != nil {
 		return err
 	}
+	ob.hadMeta = found
 	for _, c := range classes {
 		ob.addLane(c)
 	}
@@ -120,25 +131,26 @@ func (ob *outbox) addLane(c Class) {
 	ob.lanes = append(ob.lanes, &lane{Class: c, idx: len(ob.lanes), prefix: lanePrefix(c.Name)})
 }
 
-func readMeta(db *badger.DB) (meta, error) {
-	m := meta{Lanes: make(map[string]laneMeta)}
-	err := db.View(func(txn *badger.Txn) error {
+func readMeta(db *badger.DB) (m meta, found bool, err error) {
+	m = meta{Lanes: make(map[string]laneMeta)}
+	err = db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(metaKey)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
 		}
+		found = true
 		if err != nil {
 			return err
 		}
 		return item.Value(func(v []byte) error { return json.Unmarshal(v, &m) })
 	})
 	if err != nil {
-		return m, fmt.Errorf("meta record: %w", err)
+		return m, found, fmt.Errorf("meta record: %w", err)
 	}
 	if m.Lanes == nil {
 		m.Lanes = make(map[string]laneMeta)
 	}
-	return m, nil
+	return m, found, nil
 }
 
 // laneNames lists the classes that have records, hopping from one lane's
