@@ -153,9 +153,17 @@ func (u *Uplink) commit(o *outbox, b *batch) {
 	}
 }
 
-// write puts b in the store, with the meta record in the same transaction
-// as its deletes, then syncs once if b holds records (deletes alone are not
-// synced). It runs on the committer only, which owns o.meta.
+// write puts b in the store, then syncs once if b holds records (removals
+// alone are not synced). It runs on the committer only, which owns o.meta.
+//
+// The meta record must agree with the store after a crash at any point.
+// Removals (deletes, quarantine moves, low marks) are written first, in
+// transactions of at most maxRemovalsPerTxn, each carrying the meta that is
+// true once it is applied; Badger applies a transaction whole or not at
+// all. Records are written after, in as many transactions as they need,
+// without meta: meta counts records up to its Last, and opening the store
+// counts those beyond it (countTail). A migration writes its records first,
+// so that a crash never finds the old ones deleted and the new ones missing.
 func (o *outbox) write(b *batch) error {
 	m := o.meta.clone()
 	again, err := o.dropSegments(b.drop, &m)
@@ -163,63 +171,14 @@ func (o *outbox) write(b *batch) error {
 		return err
 	}
 	b.again = again
-	txn := o.db.NewTransaction(true)
-	defer func() { txn.Discard() }()
-	// A batch too large for one transaction is split; meta goes in the last.
-	put := func(op func(*badger.Txn) error) error {
-		err := op(txn)
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			if err = txn.Commit(); err != nil {
-				return err
-			}
-			txn = o.db.NewTransaction(true)
-			err = op(txn)
-		}
-		return err
+	steps := []func(*batch, *meta) error{o.writeRemovals, o.writeRecords}
+	if b.migrating() {
+		steps[0], steps[1] = steps[1], steps[0]
 	}
-	set := func(k, v []byte) error { return put(func(t *badger.Txn) error { return t.Set(k, v) }) }
-	del := func(k []byte) error { return put(func(t *badger.Txn) error { return t.Delete(k) }) }
-	for _, r := range b.recs {
-		l := o.lanes[idLane(r.id)]
-		if err := set(recordKey(l, r.seg, idSeq(r.id)), r.val); err != nil {
+	for _, step := range steps {
+		if err := step(b, &m); err != nil {
 			return err
 		}
-		if m.noteSegment(l.Name, r.seg, idSeq(r.id)) {
-			if err := set(recordKey(l, r.seg, guardSeq), nil); err != nil {
-				return err
-			}
-		}
-		m.add(l.Name, recordCost(l, r.val))
-		m.Last = idSeq(r.id)
-	}
-	for _, d := range b.dels {
-		if d.v0 {
-			if err := del(binary.BigEndian.AppendUint64(nil, d.id)); err != nil {
-				return err
-			}
-			continue
-		}
-		l := o.lanes[idLane(d.id)]
-		if !d.below {
-			if err := del(recordKey(l, d.seg, idSeq(d.id))); err != nil {
-				return err
-			}
-		}
-		m.add(l.Name, -d.cost)
-	}
-	for i, low := range b.lows {
-		m.setLow(o.lanes[i].Name, low)
-	}
-	for _, q := range b.bad {
-		if err := o.setAside(q, set, del, &m); err != nil {
-			return err
-		}
-	}
-	if err := set(metaKey, m.encode()); err != nil {
-		return err
-	}
-	if err := txn.Commit(); err != nil {
-		return err
 	}
 	o.meta = m
 	if len(b.recs) == 0 {
@@ -227,6 +186,89 @@ func (o *outbox) write(b *batch) error {
 	}
 	return o.db.Sync()
 }
+
+// maxRemovalsPerTxn keeps each transaction of removals well within what
+// Badger takes in one, however many events a turn of expiry drops.
+const maxRemovalsPerTxn = 1000
+
+// writeRemovals writes b's deletes, quarantine moves and low marks, with
+// meta, and applies them to m.
+func (o *outbox) writeRemovals(b *batch, m *meta) error {
+	for i, low := range b.lows {
+		m.setLow(o.lanes[i].Name, low)
+	}
+	ops := make([]func(*badger.Txn, *meta) error, 0, len(b.dels)+len(b.bad))
+	for _, d := range b.dels {
+		ops = append(ops, func(txn *badger.Txn, m *meta) error { return o.deleteRecord(txn, d, m) })
+	}
+	for _, q := range b.bad {
+		ops = append(ops, func(txn *badger.Txn, m *meta) error { return o.setAside(txn, q, m) })
+	}
+	for first := true; first || len(ops) > 0; first = false {
+		chunk := ops[:min(len(ops), maxRemovalsPerTxn)]
+		ops = ops[len(chunk):]
+		err := o.db.Update(func(txn *badger.Txn) error {
+			for _, op := range chunk {
+				if err := op(txn, m); err != nil {
+					return err
+				}
+			}
+			return txn.Set(metaKey, m.encode())
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteRecord writes the delete of d, unless the low mark covers it.
+func (o *outbox) deleteRecord(txn *badger.Txn, d delRef, m *meta) error {
+	if d.v0 {
+		return txn.Delete(binary.BigEndian.AppendUint64(nil, d.id))
+	}
+	l := o.lanes[idLane(d.id)]
+	m.add(l.Name, -d.cost)
+	if d.below {
+		return nil
+	}
+	return txn.Delete(recordKey(l, d.seg, idSeq(d.id)))
+}
+
+// writeRecords writes b's records, and the guard key of each new segment,
+// splitting them over transactions as Badger requires, and counts them in m.
+func (o *outbox) writeRecords(b *batch, m *meta) error {
+	txn := o.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	set := func(k, v []byte) error {
+		err := txn.Set(k, v)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			if err = txn.Commit(); err != nil {
+				return err
+			}
+			txn = o.db.NewTransaction(true)
+			err = txn.Set(k, v)
+		}
+		return err
+	}
+	for _, r := range b.recs {
+		l := o.lanes[idLane(r.id)]
+		if m.noteSegment(l.Name, r.seg, idSeq(r.id)) {
+			if err := set(recordKey(l, r.seg, guardSeq), nil); err != nil {
+				return err
+			}
+		}
+		if err := set(recordKey(l, r.seg, idSeq(r.id)), r.val); err != nil {
+			return err
+		}
+		m.add(l.Name, recordCost(l, r.val))
+		m.Last = idSeq(r.id)
+	}
+	return txn.Commit()
+}
+
+// migrating reports whether b moves records of the first store version.
+func (b *batch) migrating() bool { return len(b.dels) > 0 && b.dels[0].v0 }
 
 func (m meta) clone() meta {
 	c := meta{Last: m.Last, Lanes: make(map[string]laneMeta, len(m.Lanes))}

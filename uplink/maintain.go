@@ -29,6 +29,7 @@ func (u *Uplink) maintain(o *outbox) {
 	defer u.maint.Done()
 	t := time.NewTicker(u.maintEvery)
 	defer t.Stop()
+	logged := map[string]uint64{} // drops already logged, by reason
 	for {
 		select {
 		case <-o.quit:
@@ -49,6 +50,7 @@ func (u *Uplink) maintain(o *outbox) {
 		}
 		u.enforceBudget()
 		o.emptySegments()
+		u.logDrops(logged)
 		u.mu.Unlock()
 	}
 }
@@ -74,6 +76,18 @@ func (u *Uplink) expire(now time.Time) {
 			}
 			u.drop(r.id, DropExpired)
 			drops++
+		}
+	}
+}
+
+// logDrops logs the drops since the last turn, once per reason and turn,
+// so that a full outbox does not flood the log.
+func (u *Uplink) logDrops(logged map[string]uint64) {
+	for reason, n := range u.ob.drops {
+		if d := n - logged[reason]; d > 0 {
+			u.log.Warn("dropped undelivered events", "reason", reason, "events", d, "total", n,
+				"queued", u.ob.n, "queued_bytes", u.ob.bytes)
+			logged[reason] = n
 		}
 	}
 }

@@ -246,33 +246,11 @@ func (o *outbox) readAhead(l *lane, from uint64) bool {
 	switch {
 	case from > l.low:
 	case len(ra) == 0:
-		o.lanePending(l) // nothing written is left: only pending records count
-		l.low = max(l.low, o.durable+1)
+		l.low = max(l.low, o.durable+1) // nothing written is held from from on
 	default:
 		l.low = idSeq(ra[0].id) // nothing is held between from and the first record read
 	}
 	return true
-}
-
-// lanePending sets l's counts to its pending records alone. It is called
-// when the lane has nothing written left, which corrects counts a crash
-// between two parts of a large batch may have left too high.
-func (o *outbox) lanePending(l *lane) {
-	n, bytes := 0, int64(0)
-	if o.pend != nil {
-		for _, r := range o.pend.recs {
-			if idLane(r.id) == l.idx {
-				n++
-				bytes += recordCost(l, r.val)
-			}
-		}
-	}
-	if n != l.n {
-		o.log.Debug("class count corrected", "class", l.Name, "was", l.n, "now", n)
-		o.n += n - l.n
-		o.bytes += bytes - l.bytes
-		l.n, l.bytes = n, bytes
-	}
 }
 
 // Delete removes a written record: from memory now, from the store at the

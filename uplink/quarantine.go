@@ -65,14 +65,14 @@ func (o *outbox) quarantine(id uint64, why error) {
 	o.quarantineAll([]badRecord{{record: r, size: recordCost(l, r.val), err: why}})
 }
 
-// setAside writes the move of q into the batch being committed.
-func (o *outbox) setAside(q badRecord, set func(k, v []byte) error, del func(k []byte) error, m *meta) error {
+// setAside writes the move of q into txn, and takes it off m.
+func (o *outbox) setAside(txn *badger.Txn, q badRecord, m *meta) error {
 	l := o.lanes[idLane(q.id)]
 	key := recordKey(l, q.seg, idSeq(q.id))
-	if err := set(append([]byte{quarantineTag}, key...), q.val); err != nil {
+	if err := txn.Set(append([]byte{quarantineTag}, key...), q.val); err != nil {
 		return fmt.Errorf("quarantine %x: %w", key, err)
 	}
-	if err := del(key); err != nil {
+	if err := txn.Delete(key); err != nil {
 		return fmt.Errorf("quarantine %x: %w", key, err)
 	}
 	m.add(l.Name, -q.size)
