@@ -52,7 +52,7 @@ func newUplinkHealth(s uplink.Stats, now time.Time) uplinkHealth {
 	h := uplinkHealth{QueuedBytes: s.QueuedBytes, OldestAgeSeconds: oldestAge(s, now).Seconds(),
 		Inflight: s.Inflight, Forwarded: s.Forwarded, Resent: s.Resent, Dropped: map[string]uint64{},
 		Quarantined: s.Quarantined, Reconnects: s.Reconnects, Stalls: s.Stalls, StoreBytes: s.StoreBytes}
-	for _, r := range []string{uplink.DropExpired, uplink.DropFull} {
+	for _, r := range dropReasons {
 		h.Dropped[r] = s.Dropped[r]
 	}
 	for _, c := range s.Classes {

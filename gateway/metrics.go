@@ -80,7 +80,7 @@ var uplinkDescs = struct {
 	classEvents: desc("flowgate_uplink_class_queued", "Events waiting, by class.", "class"),
 	classBytes:  desc("flowgate_uplink_class_queued_bytes", "Bytes of the events waiting, by class.", "class"),
 	oldest:      desc("flowgate_uplink_oldest_age_seconds", "Age of the oldest event waiting; 0 when none is."),
-	dropped:     desc("flowgate_uplink_dropped_total", "Events dropped undelivered, by reason: expired (class TTL) or full (room made).", "reason"),
+	dropped:     desc("flowgate_uplink_dropped_total", "Events dropped undelivered, by reason: expired (class TTL), full (room made) or too_large (above the broker's maximum packet size).", "reason"),
 	quarantined: desc("flowgate_outbox_quarantined_total", "Stored events that could not be read and were moved to the quarantine."),
 	reconnects:  desc("flowgate_uplink_reconnects_total", "Connections to the cloud broker established after the first."),
 	stalls:      desc("flowgate_uplink_stalls_total", "Connections dropped by the watchdog: events in flight, no acknowledgement for uplink.stall_timeout."),
@@ -118,7 +118,7 @@ func (c *uplinkCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(d.classBytes, float64(cl.Bytes), cl.Name)
 	}
 	gauge(d.oldest, oldestAge(s, c.now()).Seconds())
-	for _, r := range []string{uplink.DropExpired, uplink.DropFull} {
+	for _, r := range dropReasons {
 		counter(d.dropped, s.Dropped[r], r)
 	}
 	counter(d.quarantined, s.Quarantined)
@@ -126,6 +126,10 @@ func (c *uplinkCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(d.stalls, s.Stalls)
 	gauge(d.storeBytes, float64(s.StoreBytes))
 }
+
+// dropReasons are the uplink's reasons for dropping an event, all exported
+// from the start so that a rate over them works before the first drop.
+var dropReasons = []string{uplink.DropExpired, uplink.DropFull, uplink.DropTooLarge}
 
 // oldestAge is how long the oldest event held has waited; 0 if none.
 func oldestAge(s uplink.Stats, now time.Time) time.Duration {

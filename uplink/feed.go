@@ -57,7 +57,7 @@ func (f feed) Wait() chan struct{} {
 	u := f.u
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if _, _, ok := u.win.next(u.ob, time.Now()); ok {
+	if _, _, ok := u.nextToSend(time.Now()); ok {
 		return closedChan
 	}
 	if u.win.held {
@@ -72,7 +72,7 @@ func (f feed) Peek() (queue.Entry, error) {
 	u := f.u
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	seq, rec, ok := u.win.next(u.ob, time.Now())
+	seq, rec, ok := u.nextToSend(time.Now())
 	if !ok {
 		return nil, queue.ErrEmpty
 	}
@@ -114,4 +114,19 @@ func (e *entry) Remove() error {
 func (e *entry) Quarantine() error {
 	e.u.quarantine(e.seq)
 	return nil
+}
+
+// nextToSend is the window's next record, after dropping those larger than
+// the broker's Maximum Packet Size: the broker would close the connection
+// on them, on every attempt, holding up everything behind them.
+func (u *Uplink) nextToSend(now time.Time) (uint64, []byte, bool) {
+	for {
+		id, rec, ok := u.win.next(u.ob, now)
+		if !ok || u.maxPacket == 0 || len(rec) <= u.maxPacket {
+			return id, rec, ok
+		}
+		u.log.Error("event larger than the broker accepts; dropped", "id", recordID(rec),
+			"bytes", len(rec), "maximum_packet_size", u.maxPacket)
+		u.drop(id, DropTooLarge)
+	}
 }

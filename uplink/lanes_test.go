@@ -2,7 +2,9 @@ package uplink_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,5 +146,21 @@ func TestReplayPacing(t *testing.T) {
 	// cannot drain in less than (backlog - rate/20) / rate seconds.
 	if minimum := time.Duration(backlog-rate/20) * time.Second / rate; took < minimum {
 		t.Errorf("a backlog of %d paced at %d/s drained in %v, under %v", backlog, rate, took, minimum)
+	}
+}
+
+func TestEventAboveMaximumPacketSizeIsDropped(t *testing.T) {
+	m := uplinktest.StartMosquitto(t, "max_packet_size 2000")
+	c := uplinktest.Subscribe(t, m.URL(), "flowgate/#")
+	u := newUplink(t, uplink.Options{URL: m.URL()})
+	run(t, u)
+	evs := makeEvents(3)
+	evs[1].Data = json.RawMessage(`{"blob":"` + strings.Repeat("x", 3000) + `"}`)
+	enqueueAll(t, u, evs)
+	got := c.WaitN(t, 2, waitTimeout)
+	checkDelivered(t, []*event.Event{evs[0], evs[2]}, got)
+	eventually(t, "the big one dropped", func() bool { return u.Stats().Queued == 0 })
+	if s := u.Stats(); s.Dropped[uplink.DropTooLarge] != 1 || s.Forwarded != 2 {
+		t.Errorf("Stats = %+v, want 1 dropped as too large, 2 forwarded", s)
 	}
 }

@@ -32,11 +32,16 @@ func (s *sessionHooks) ConAckReceived(w io.Writer, cp *packets.Connect, ca *pack
 	if err := s.State.ConAckReceived(w, cp, ca); err != nil {
 		return err
 	}
-	recvMax := maxUint16 // MQTT's default when the property is absent
-	if ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
-		recvMax = int(*ca.Properties.ReceiveMaximum)
+	recvMax, maxPacket := maxUint16, 0 // MQTT's defaults when the properties are absent
+	if p := ca.Properties; p != nil {
+		if p.ReceiveMaximum != nil {
+			recvMax = int(*p.ReceiveMaximum)
+		}
+		if p.MaximumPacketSize != nil {
+			maxPacket = int(*p.MaximumPacketSize)
+		}
 	}
-	s.u.connUp(recvMax)
+	s.u.connUp(recvMax, maxPacket)
 	return nil
 }
 
@@ -72,9 +77,10 @@ func (s *sessionHooks) PacketReceived(cp *packets.ControlPacket, pubs chan<- *pa
 }
 
 // connUp opens the window for a new connection.
-func (u *Uplink) connUp(recvMax int) {
+func (u *Uplink) connUp(recvMax, maxPacket int) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	u.maxPacket = maxPacket
 	size := min(u.opts.MaxInflight, recvMax)
 	u.epoch++
 	u.connected = true

@@ -74,6 +74,7 @@ type Uplink struct {
 	epoch       uint64 // changes whenever a connection comes up or goes down
 	connected   bool
 	connectedAt time.Time // when the last connection came up
+	maxPacket   int       // the broker's Maximum Packet Size; 0: no limit
 	failures    int       // rejections since the last time nothing was parked
 	closing     bool      // Close has begun: Enqueue refuses
 	ran         bool      // Run has been called
@@ -116,7 +117,8 @@ type Stats struct {
 	Classes     []ClassStats
 
 	// Dropped counts events dropped undelivered, by reason: DropExpired
-	// (older than their class's TTL) and DropFull (to make room).
+	// (older than their class's TTL), DropFull (to make room) and
+	// DropTooLarge (the broker would refuse them whatever happens).
 	Dropped map[string]uint64
 	// Quarantined counts stored records that could not be read and were set
 	// aside in the store's quarantine instead of being sent.
@@ -139,8 +141,9 @@ type ClassStats struct {
 
 // Reasons an event is dropped undelivered, the keys of Stats.Dropped.
 const (
-	DropExpired = "expired"
-	DropFull    = "full"
+	DropExpired  = "expired"
+	DropFull     = "full"
+	DropTooLarge = "too_large" // larger than the broker's Maximum Packet Size
 )
 
 // New checks opts and returns an Uplink ready to Run. It has no side
