@@ -93,7 +93,16 @@ func TestChaos(t *testing.T) {
 	}
 	for deadline := time.Now().Add(30 * time.Second); missing() > 0; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d accepted readings never reached the cloud (%d cycles, %d kills)", missing(), want, cycles, kills)
+			var lost []string
+			for _, d := range devs {
+				for _, seq := range d.accepted {
+					if !sub.has(d.id, seq) {
+						lost = append(lost, fmt.Sprintf("%s:%d", d.id, seq))
+					}
+				}
+			}
+			t.Fatalf("%d of %d accepted readings never reached the cloud (%d cycles, %d kills): %v",
+				missing(), want, cycles, kills, lost)
 		}
 	}
 	for _, d := range devs {
