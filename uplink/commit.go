@@ -71,7 +71,8 @@ type batch struct {
 	bad   []badRecord
 	drop  []segRef      // segments to drop, all their records deleted
 	again []segRef      // of drop, those not yet gone: to drop again
-	lows  []uint64      // each lane\'s low mark when the batch was taken
+	lows  []uint64      // each lane's low mark when the batch was taken
+	lost  []lostRef     // records a recount found unreadable (outbox.go)
 	done  chan struct{} // closed once recs are written, or failed to be
 	err   error         // set before done is closed
 }
@@ -80,7 +81,7 @@ type batch struct {
 // is none.
 func (o *outbox) take() *batch {
 	b := o.pend
-	o.pend = nil
+	o.pend, o.writing = nil, b
 	if b != nil {
 		b.lows = make([]uint64, len(o.lanes))
 		for i, l := range o.lanes {
@@ -112,6 +113,13 @@ func (u *Uplink) commitLoop(o *outbox) {
 			quitting = true
 		}
 	}
+}
+
+// lostRef is what a recount found lost in one lane: events and bytes.
+type lostRef struct {
+	lane  int
+	n     int
+	bytes int64
 }
 
 // delRef is a record to delete: its id, segment and size.
@@ -196,6 +204,12 @@ const maxRemovalsPerTxn = 1000
 func (o *outbox) writeRemovals(b *batch, m *meta) error {
 	for i, low := range b.lows {
 		m.setLow(o.lanes[i].Name, low)
+	}
+	for _, lr := range b.lost {
+		name := o.lanes[lr.lane].Name
+		lm := m.Lanes[name]
+		lm.N, lm.Bytes = lm.N-lr.n, lm.Bytes-lr.bytes
+		m.Lanes[name] = lm
 	}
 	ops := make([]func(*badger.Txn, *meta) error, 0, len(b.dels)+len(b.bad))
 	for _, d := range b.dels {
@@ -308,6 +322,7 @@ func (m meta) encode() []byte {
 // if the write failed, are forgotten (their Enqueue fails) and the outbox
 // refuses new ones from then on.
 func (o *outbox) written(b *batch, err error) {
+	o.writing = nil
 	for _, d := range b.dels {
 		delete(o.dels, d.id)
 	}

@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"bytes"
 	"encoding/binary"
 	"log/slog"
 	"slices"
@@ -51,9 +52,10 @@ type outbox struct {
 	closed   bool    // the store is closed: Next and Delete do nothing
 	hadMeta  bool    // the store had a meta record when opened
 
-	pend *batch          // appended, deleted or quarantined since the committer's last turn
-	dels map[uint64]bool // deleted in memory, not yet written: Next skips them
-	meta meta            // what the store holds once every batch taken is written; the committer's
+	pend    *batch          // appended, deleted or quarantined since the committer's last turn
+	writing *batch          // the batch the committer is writing: taken, not yet written
+	dels    map[uint64]bool // deleted in memory, not yet written: Next skips them
+	meta    meta            // what the store holds once every batch taken is written; the committer's
 
 	redrop  []segRef          // segments whose drop did not finish (segment.go)
 	drops   map[string]uint64 // events dropped, by reason
@@ -207,33 +209,48 @@ func cmpSeq(r record, seq uint64) int {
 // from on. Records that cannot be read are moved to quarantine (see
 // quarantine.go). It returns false if nothing could be read.
 func (o *outbox) readAhead(l *lane, from uint64) bool {
-	ra := make([]record, 0, min(raSize, l.n))
+	ra := make([]record, 0, min(raSize, max(l.n, 0)))
 	var bad []badRecord
+	damaged := false
 	err := o.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: l.prefix})
 		defer it.Close()
-		for it.Seek(recordKey(l, l.segOf(from), from)); it.Valid() && len(ra) < raSize; it.Next() {
-			item := it.Item()
-			seg, seq, ok := parseKey(l, item.Key())
-			if !ok || seq < from || seq == guardSeq {
-				continue
+		next, done, last := from, false, []byte(nil)
+		for it.Seek(recordKey(l, l.segOf(from), from)); ; {
+			for ; it.Valid() && len(ra) < raSize; it.Next() {
+				item := it.Item()
+				last = append(last[:0], item.Key()...)
+				seg, seq, ok := parseKey(l, item.Key())
+				if !ok || seq < from || seq == guardSeq {
+					continue
+				}
+				next = seq + 1
+				if seq > o.durable {
+					done = true
+					break
+				}
+				id := makeID(l.idx, seq)
+				if _, gone := o.dels[id]; gone {
+					continue
+				}
+				val, err := item.ValueCopy(nil)
+				if _, _, ok := parseValue(val); err != nil || !ok {
+					bad = append(bad, badRecord{record: record{id, seg, val}, size: keyCost(l) + item.ValueSize(), err: err})
+					continue
+				}
+				ra = append(ra, record{id, seg, val})
 			}
-			if seq > o.durable {
-				break
+			// Badger's iterator also ends, without an error, at a table
+			// block it cannot read: look past it before taking it for the end.
+			if done || it.Valid() || len(ra) >= raSize || next > o.durable || !seekPast(it, l, last, next, o.durable) {
+				return nil
 			}
-			id := makeID(l.idx, seq)
-			if _, gone := o.dels[id]; gone {
-				continue
-			}
-			val, err := item.ValueCopy(nil)
-			if _, _, ok := parseValue(val); err != nil || !ok {
-				bad = append(bad, badRecord{record: record{id, seg, val}, size: keyCost(l) + item.ValueSize(), err: err})
-				continue
-			}
-			ra = append(ra, record{id, seg, val})
+			damaged = true
 		}
-		return nil
 	})
+	if damaged {
+		o.recount(l)
+	}
 	if err != nil {
 		o.log.Error("cannot read queued events from the store", "dir", o.dir, "class", l.Name, "err", err)
 		return false
@@ -366,4 +383,82 @@ func (o *outbox) fillStats(s *Stats) {
 		s.Dropped[k] = v
 	}
 	s.Quarantined = o.quarant
+}
+
+// seekPast looks, where the iterator ended after key last, for a key of l
+// past last: one of a record from lo on, up to hi, beyond a block Badger
+// could not read. It probes lo+1, lo+2, lo+4 and so on, narrows down to the
+// first probe that lands past last, and leaves the iterator there.
+func seekPast(it *badger.Iterator, l *lane, last []byte, lo, hi uint64) bool {
+	past := func(s uint64) bool {
+		it.Seek(recordKey(l, l.segOf(s), s))
+		return it.Valid() && bytes.Compare(it.Item().Key(), last) > 0
+	}
+	fail, found := lo, uint64(0)
+	for step := uint64(1); found == 0; step *= 2 {
+		switch s := min(lo+step, hi); {
+		case past(s):
+			found = s
+		case s == hi:
+			return false
+		default:
+			fail = s
+		}
+	}
+	for found-fail > 1 {
+		if mid := fail + (found-fail)/2; past(mid) {
+			found = mid
+		} else {
+			fail = mid
+		}
+	}
+	return past(found)
+}
+
+// recount counts the records of l that can still be read, stepping over
+// damaged table blocks, and takes those that cannot off the counts, as
+// quarantined: they are lost, and logged as such.
+func (o *outbox) recount(l *lane) {
+	n, bytes := 0, int64(0)
+	for _, b := range []*batch{o.pend, o.writing} { // not yet written: above durable
+		if b == nil {
+			continue
+		}
+		for _, r := range b.recs {
+			if idLane(r.id) == l.idx {
+				n++
+				bytes += recordCost(l, r.val)
+			}
+		}
+	}
+	_ = o.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: l.prefix})
+		defer it.Close()
+		next, last := l.low, []byte(nil)
+		for it.Seek(recordKey(l, l.segOf(next), next)); ; {
+			for ; it.Valid(); it.Next() {
+				last = append(last[:0], it.Item().Key()...)
+				_, seq, ok := parseKey(l, it.Item().Key())
+				if !ok || seq < l.low || seq == guardSeq || seq > o.durable || o.dels[makeID(l.idx, seq)] {
+					continue
+				}
+				n++
+				bytes += keyCost(l) + it.Item().ValueSize()
+				next = seq + 1
+			}
+			if next > o.durable || !seekPast(it, l, last, next, o.durable) {
+				return nil
+			}
+		}
+	})
+	if lost := l.n - n; lost > 0 {
+		o.log.Error("queued events cannot be read from the store (a damaged table block) and are lost",
+			"dir", o.dir, "class", l.Name, "events", lost)
+		o.n -= lost
+		o.bytes -= l.bytes - bytes
+		o.batch().lost = append(o.pend.lost, lostRef{l.idx, lost, l.bytes - bytes})
+		l.n, l.bytes = n, bytes
+		o.quarant += uint64(lost)
+		o.poke()
+	}
 }

@@ -3,7 +3,6 @@ package uplink
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -13,7 +12,7 @@ import (
 // packet in it does not parse) is not sent and not retried forever. It is
 // moved, as it is, under the quarantine prefix of the store, counted in
 // Stats.Quarantined and logged with its key; everything else keeps flowing.
-// Nothing is deleted: `flowgate store export` writes the quarantined
+// Nothing is deleted: `flowgate store quarantine` writes the quarantined
 // records out for inspection (see the README).
 
 // badRecord is a record to set aside.
@@ -83,31 +82,6 @@ func (o *outbox) setAside(txn *badger.Txn, q badRecord, m *meta) error {
 type Quarantined struct {
 	Key   []byte // its key before it was set aside: class and sequence number
 	Value []byte // what was stored, as it is
-}
-
-// ReadQuarantine calls fn for every record in the quarantine of the store
-// in dir, which must not be open elsewhere. It opens the store read-only.
-func ReadQuarantine(dir string, fn func(Quarantined) error) error {
-	opts := badgerOptions(dir, slog.New(slog.DiscardHandler)).WithReadOnly(true)
-	db, err := badger.Open(opts)
-	if err != nil {
-		return fmt.Errorf("uplink: open store %s: %w", dir, err)
-	}
-	defer db.Close()
-	return db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{quarantineTag}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				v = nil
-			}
-			if err := fn(Quarantined{Key: it.Item().KeyCopy(nil)[1:], Value: v}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }
 
 // quarantine sets aside a record autopaho could not parse, which only a

@@ -70,7 +70,11 @@ func parseKey(l *lane, key []byte) (seg uint32, seq uint64, ok bool) {
 		return 0, 0, false
 	}
 	rest := key[len(l.prefix):]
-	return binary.BigEndian.Uint32(rest), binary.BigEndian.Uint64(rest[4:]), true
+	seg, seq = binary.BigEndian.Uint32(rest), binary.BigEndian.Uint64(rest[4:])
+	if seq >= 1<<seqBits && seq != guardSeq { // not a key the outbox wrote
+		return 0, 0, false
+	}
+	return seg, seq, true
 }
 
 // segOf is the segment that holds, or would hold, sequence number seq.

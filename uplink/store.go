@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // How the outbox is laid out in Badger.
@@ -52,6 +53,13 @@ func lanePrefix(name string) []byte {
 // Badger's reason.
 func openOutbox(o *Options) (*outbox, error) {
 	dir := o.StoreDir
+	if dir != "" {
+		// Badger turns some damage into a loss or a crash when it opens a
+		// store (salvage_files.go): refuse it first, changing nothing.
+		if err := checkBeforeOpen(dir); err != nil {
+			return nil, err
+		}
+	}
 	db, err := badger.Open(storeOptions(o))
 	if err != nil {
 		return nil, fmt.Errorf("uplink: open store %s: %w (see `flowgate store` in the README for recovery)", dir, err)
@@ -92,6 +100,9 @@ func (ob *outbox) load(classes []Class) error {
 		return err
 	}
 	ob.hadMeta = found
+	if err := m.check(); err != nil {
+		return err
+	}
 	for _, c := range classes {
 		ob.addLane(c)
 	}
@@ -153,6 +164,22 @@ func readMeta(db *badger.DB) (m meta, found bool, err error) {
 	return m, found, nil
 }
 
+// check refuses a meta record no version of the outbox writes: the
+// outbox would misbehave on it (a sequence number about to overflow into
+// the lane bits, negative counts, a low mark past every record).
+func (m meta) check() error {
+	if m.Last >= 1<<seqBits-1 {
+		return fmt.Errorf("meta record: last sequence number %d out of range (damaged?)", m.Last)
+	}
+	for name, lm := range m.Lanes {
+		if lm.N < 0 || lm.Bytes < 0 || lm.Low > m.Last+1 {
+			return fmt.Errorf("meta record: class %q: %d events, %d bytes, low mark %d of %d: inconsistent (damaged?)",
+				name, lm.N, lm.Bytes, lm.Low, m.Last)
+		}
+	}
+	return nil
+}
+
 // laneNames lists the classes that have records, hopping from one lane's
 // prefix to the next: one seek per lane.
 func laneNames(db *badger.DB) ([]string, error) {
@@ -206,7 +233,7 @@ func (ob *outbox) countTail(l *lane, from uint64) (uint64, error) {
 				l.segs = append(l.segs, segment{Num: seg, First: seq})
 			}
 			l.n++
-			l.bytes += int64(len(l.prefix)+8) + item.ValueSize()
+			l.bytes += keyCost(l) + item.ValueSize()
 			last = seq
 		}
 		return nil
@@ -266,8 +293,13 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 		// detection is memory for nothing. No expvar metrics (global state).
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
-		WithLogger(badgerLogger{log}).
-		WithLoggingLevel(badger.WARNING)
+		// Every block read is checked against its checksum, and so is every
+		// value read from the value log: damage is then reported, not sent.
+		WithChecksumVerificationMode(options.OnBlockRead).
+		WithVerifyValueChecksum(true).
+		// WithLoggingLevel would replace the logger with Badger's own, which
+		// writes to stderr; badgerLogger drops Badger's info and debug lines.
+		WithLogger(badgerLogger{log})
 }
 
 // badgerLogger passes Badger's warnings and errors to slog; its info and

@@ -6,6 +6,7 @@
 //	flowgate check -c FILE    validate the config and every file it references
 //	flowgate passwd           print a bcrypt hash for a device password
 //	flowgate demo             the whole job on one machine, with simulated devices
+//	flowgate store ...        inspect the outbox store, or recover a damaged one
 //	flowgate version          print the version
 package main
 
@@ -28,6 +29,8 @@ Usage:
                             for a device's password_hash
   flowgate demo [-c FILE]   run the gateway, a stand-in cloud broker and
                             simulated devices together (what 'make run' does)
+  flowgate store check|quarantine|salvage -c FILE
+                            inspect the outbox store, or recover a damaged one
   flowgate version          print the version
 
 Run 'flowgate COMMAND -h' for a command's flags.
@@ -52,6 +55,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdPasswd(args[1:], stdin, stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
+	case "store":
+		return cmdStore(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		if len(args) > 1 {
 			fmt.Fprintln(stderr, "Usage: flowgate version\n\nPrints the version of this binary.")
