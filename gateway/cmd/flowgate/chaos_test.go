@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,8 +40,13 @@ func TestChaos(t *testing.T) {
 	}
 	cloud := uplinktest.StartMosquitto(t, "persistence true", "persistence_location "+t.TempDir()+"/")
 	sub := newCloudSubscriber(t, cloud.URL())
+	// The gateway reaches the cloud through a gate that stays shut while
+	// the cloud restarts until the subscriber has subscribed again:
+	// mosquitto does not deliver what it receives before that to a session
+	// it restored from its database.
+	gate := newCloudGate(t, cloud.Addr())
 	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
-	cfg := testConfig(t, cloud.URL(), mqttAddr, httpAddr) // a durable outbox in a temporary directory
+	cfg := testConfig(t, "mqtt://"+gate.addr(), mqttAddr, httpAddr) // a durable outbox in a temporary directory
 	g := startGateway(t, cfg, mqttAddr, httpAddr)
 
 	ctx, stopDevices := context.WithCancel(context.Background())
@@ -61,11 +68,15 @@ func TestChaos(t *testing.T) {
 		if i%2 == 0 {
 			// A cloud outage with a gateway crash in the middle of it: the
 			// backlog must survive the crash.
+			gate.set(false)
 			cloud.Shutdown()
 			time.Sleep(500 * time.Millisecond)
 			kill()
 			time.Sleep(300 * time.Millisecond)
+			subs := sub.subscriptions()
 			cloud.Start()
+			waitFor(t, 10*time.Second, "the cloud subscriber to subscribe again", func() bool { return sub.subscriptions() > subs })
+			gate.set(true)
 		} else {
 			kill() // a crash while forwarding
 		}
@@ -179,6 +190,82 @@ type cloudSubscriber struct {
 	ids    map[string]map[int]map[string]bool // device → seq → event ids
 	firsts map[string][]int                   // device → seqs in order of first arrival
 	n      int
+	subs   atomic.Int64 // subscriptions made, one per connection
+}
+
+func (s *cloudSubscriber) subscriptions() int64 { return s.subs.Load() }
+
+// cloudGate is a TCP relay to the cloud broker that can be shut: while shut
+// it refuses connections and cuts those it relays.
+type cloudGate struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	open   bool
+	conns  map[net.Conn]bool
+}
+
+func newCloudGate(t *testing.T, target string) *cloudGate {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &cloudGate{ln: ln, target: target, open: true, conns: map[net.Conn]bool{}}
+	done := make(chan struct{})
+	go func() { defer close(done); g.serve() }()
+	t.Cleanup(func() { _ = ln.Close(); g.set(false); <-done })
+	return g
+}
+
+func (g *cloudGate) addr() string { return g.ln.Addr().String() }
+
+// set opens or shuts the gate; shutting it cuts every relayed connection.
+func (g *cloudGate) set(open bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.open = open
+	if !open {
+		for c := range g.conns {
+			_ = c.Close()
+		}
+	}
+}
+
+func (g *cloudGate) serve() {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := g.ln.Accept()
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); g.relay(c) }()
+	}
+}
+
+func (g *cloudGate) relay(c net.Conn) {
+	defer c.Close()
+	up, err := net.DialTimeout("tcp", g.target, time.Second)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	g.mu.Lock()
+	if !g.open {
+		g.mu.Unlock()
+		return
+	}
+	g.conns[c], g.conns[up] = true, true
+	g.mu.Unlock()
+	defer func() { g.mu.Lock(); delete(g.conns, c); delete(g.conns, up); g.mu.Unlock() }()
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+	<-done
+	_ = c.Close()
+	_ = up.Close()
+	<-done
 }
 
 func newCloudSubscriber(t *testing.T, rawURL string) *cloudSubscriber {
@@ -193,8 +280,10 @@ func newCloudSubscriber(t *testing.T, rawURL string) *cloudSubscriber {
 		ServerUrls: []*url.URL{u}, KeepAlive: 30, CleanStartOnInitialConnection: true,
 		SessionExpiryInterval: 3600, ReconnectBackoff: func(int) time.Duration { return 100 * time.Millisecond },
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
-			_, _ = cm.Subscribe(context.Background(), &paho.Subscribe{
-				Subscriptions: []paho.SubscribeOptions{{Topic: "cloud/#", QoS: 1}}})
+			if _, err := cm.Subscribe(context.Background(), &paho.Subscribe{
+				Subscriptions: []paho.SubscribeOptions{{Topic: "cloud/#", QoS: 1}}}); err == nil {
+				s.subs.Add(1)
+			}
 		},
 		ClientConfig: paho.ClientConfig{ClientID: "chaos-cloud", OnPublishReceived: []func(paho.PublishReceived) (bool, error){
 			func(pr paho.PublishReceived) (bool, error) { s.receive(pr.Packet.Payload); return true, nil }}},
