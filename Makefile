@@ -19,8 +19,9 @@ run: build ## the whole job on this machine: gateway, simulated devices, stand-i
 test: ## every test, with the race detector; needs mosquitto (apt-get install mosquitto)
 	$(GO) test -race -count=1 ./...
 
-bench: ## benchmarks; figures go into BENCHMARKS.md
-	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
+bench: ## benchmarks at full size (about 10 minutes: 1 M event backlogs); figures go into BENCHMARKS.md
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout=60m ./...
+	FLOWGATE_BACKLOG_TEST=1 $(GO) test -count=1 -timeout=10m -run='^TestStartWithBacklog$$' -v ./gateway/cmd/flowgate/
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -30,6 +31,9 @@ fuzz: ## a short run of every fuzz test
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./gateway/config/yamlpos/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./gateway/config/
 	$(GO) test -run='^$$' -fuzz=FuzzNormalize -fuzztime=$(FUZZTIME) ./devices/
+	$(GO) test -run='^$$' -fuzz=FuzzByteSize -fuzztime=$(FUZZTIME) ./gateway/config/
+	for f in FuzzStoreRecords FuzzMeta FuzzParseLog FuzzParseKey FuzzParseValue FuzzTopic; do \
+		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./uplink/ || exit 1; done
 
 cross: ## static binaries for Raspberry Pis: arm64 (Pi 3/4/5), armv7 (Pi 2/3), armv6 (Pi Zero/1)
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/flowgate-linux-arm64 ./gateway/cmd/flowgate
