@@ -153,7 +153,8 @@ func snapshot(f *storeFiles) (string, error) {
 		names = append(names, fmt.Sprintf("%06d.vlog", id))
 	}
 	for _, n := range names {
-		if err := os.Link(filepath.Join(f.dir, n), filepath.Join(snap, n)); err != nil {
+		err := os.Link(filepath.Join(f.dir, n), filepath.Join(snap, n))
+		if err != nil { // another file system: copy
 			err = copyFile(filepath.Join(f.dir, n), filepath.Join(snap, n), math.MaxInt64)
 		}
 		if err != nil {
