@@ -2,7 +2,6 @@ package uplink
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,7 +127,6 @@ type delRef struct {
 	seg   uint32
 	cost  int64
 	below bool // below the lane's new low mark: no tombstone needed
-	v0    bool // a record of the first store version, being migrated (migrate.go)
 }
 
 // commit writes one batch and tells its Enqueue calls how it went.
@@ -170,8 +168,7 @@ func (u *Uplink) commit(o *outbox, b *batch) {
 // true once it is applied; Badger applies a transaction whole or not at
 // all. Records are written after, in as many transactions as they need,
 // without meta: meta counts records up to its Last, and opening the store
-// counts those beyond it (countTail). A migration writes its records first,
-// so that a crash never finds the old ones deleted and the new ones missing.
+// counts those beyond it (countTail).
 func (o *outbox) write(b *batch) error {
 	m := o.meta.clone()
 	again, err := o.dropSegments(b.drop, &m)
@@ -179,14 +176,11 @@ func (o *outbox) write(b *batch) error {
 		return err
 	}
 	b.again = again
-	steps := []func(*batch, *meta) error{o.writeRemovals, o.writeRecords}
-	if b.migrating() {
-		steps[0], steps[1] = steps[1], steps[0]
+	if err := o.writeRemovals(b, &m); err != nil {
+		return err
 	}
-	for _, step := range steps {
-		if err := step(b, &m); err != nil {
-			return err
-		}
+	if err := o.writeRecords(b, &m); err != nil {
+		return err
 	}
 	o.meta = m
 	if len(b.recs) == 0 {
@@ -238,9 +232,6 @@ func (o *outbox) writeRemovals(b *batch, m *meta) error {
 
 // deleteRecord writes the delete of d, unless the low mark covers it.
 func (o *outbox) deleteRecord(txn *badger.Txn, d delRef, m *meta) error {
-	if d.v0 {
-		return txn.Delete(binary.BigEndian.AppendUint64(nil, d.id))
-	}
 	l := o.lanes[idLane(d.id)]
 	m.add(l.Name, -d.cost)
 	if d.below {
@@ -280,9 +271,6 @@ func (o *outbox) writeRecords(b *batch, m *meta) error {
 	}
 	return txn.Commit()
 }
-
-// migrating reports whether b moves records of the first store version.
-func (b *batch) migrating() bool { return len(b.dels) > 0 && b.dels[0].v0 }
 
 func (m meta) clone() meta {
 	c := meta{Last: m.Last, Lanes: make(map[string]laneMeta, len(m.Lanes))}

@@ -39,10 +39,21 @@ func (ob *outbox) migrateV0(li int) (int, error) {
 		if _, err := ob.Append(li, r.val, now); err != nil {
 			return 0, err
 		}
-		ob.pend.dels = append(ob.pend.dels, delRef{id: r.id, v0: true})
 	}
 	b := ob.take()
 	err = ob.write(b)
 	ob.written(b, err)
-	return len(recs), err
+	if err != nil {
+		return 0, err
+	}
+	// The old keys go only once their records are written in the new form:
+	// a crash in between sends them twice, with the same ids, never not at all.
+	wb := ob.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, r := range recs {
+		if err := wb.Delete(binary.BigEndian.AppendUint64(nil, r.id)); err != nil {
+			return 0, err
+		}
+	}
+	return len(recs), wb.Flush()
 }

@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"log/slog"
 	"slices"
@@ -194,16 +195,7 @@ func (o *outbox) nextRecord(li int, from uint64) (record, bool) {
 	return record{}, false
 }
 
-func cmpSeq(r record, seq uint64) int {
-	s := idSeq(r.id)
-	switch {
-	case s < seq:
-		return -1
-	case s > seq:
-		return 1
-	}
-	return 0
-}
+func cmpSeq(r record, seq uint64) int { return cmp.Compare(idSeq(r.id), seq) }
 
 // readAhead replaces l's read-ahead with up to raSize written records from
 // from on. Records that cannot be read are moved to quarantine (see

@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -79,7 +80,7 @@ func parseKey(l *lane, key []byte) (seg uint32, seq uint64, ok bool) {
 
 // segOf is the segment that holds, or would hold, sequence number seq.
 func (l *lane) segOf(seq uint64) uint32 {
-	i, found := slices.BinarySearchFunc(l.segs, seq, func(s segment, q uint64) int { return cmpU64(s.First, q) })
+	i, found := slices.BinarySearchFunc(l.segs, seq, func(s segment, q uint64) int { return cmp.Compare(s.First, q) })
 	switch {
 	case found:
 		return l.segs[i].Num
@@ -87,16 +88,6 @@ func (l *lane) segOf(seq uint64) uint32 {
 		return l.segs[i-1].Num
 	case len(l.segs) > 0:
 		return l.segs[0].Num
-	}
-	return 0
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
 	}
 	return 0
 }
