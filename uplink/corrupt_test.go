@@ -37,36 +37,12 @@ func storeWith(t *testing.T, evs []*event.Event, opts uplink.Options, copyTo str
 	u := newUplink(t, opts)
 	enqueueAll(t, u, evs)
 	if copyTo != "" {
-		copyStore(t, dir, copyTo)
+		uplinktest.CopyStore(t, dir, copyTo)
 	}
 	if err := closeOK(t, u); !errors.Is(err, uplink.ErrUndelivered) {
 		t.Fatalf("Close: %v, want the events kept", err)
 	}
 	return dir
-}
-
-func copyStore(t *testing.T, src, dst string) {
-	t.Helper()
-	entries, _ := os.ReadDir(src)
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err == nil && e.Name() != "LOCK" {
-			err = os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// storeFile is the one file in dir matching pattern.
-func storeFile(t *testing.T, dir, pattern string) string {
-	t.Helper()
-	m, _ := filepath.Glob(filepath.Join(dir, pattern))
-	if len(m) != 1 {
-		t.Fatalf("%s in %s: %v, want one file", pattern, dir, m)
-	}
-	return m[0]
 }
 
 // overwrite replaces n bytes of the file at path from off with fill.
@@ -208,7 +184,7 @@ func recordKey(class string, seg uint32, seq uint64) []byte {
 func TestCorruptTableBlock(t *testing.T) {
 	evs := makeEvents(400)
 	dir := storeWith(t, evs, uplink.Options{}, "")
-	sst := storeFile(t, dir, "*.sst")
+	sst := uplinktest.OnlyFile(t, dir, "*.sst")
 	fi, _ := os.Stat(sst)
 	overwrite(t, sst, fi.Size()*2/5, 4096, 0)
 	u, c := deliverFrom(t, dir, uplink.Options{})
@@ -246,7 +222,7 @@ func TestCorruptTruncatedLog(t *testing.T) {
 	evs := makeEvents(300)
 	crashed := t.TempDir()
 	storeWith(t, evs, uplink.Options{}, crashed)
-	mem := storeFile(t, crashed, "*.mem")
+	mem := uplinktest.OnlyFile(t, crashed, "*.mem")
 	data, _ := os.ReadFile(mem)
 	used := len(strings.TrimRight(string(data), "\x00"))
 	if err := os.Truncate(mem, int64(used*3/5)); err != nil {
@@ -272,7 +248,7 @@ func TestCorruptLogMiddle(t *testing.T) {
 	evs := makeEvents(300)
 	crashed := t.TempDir()
 	storeWith(t, evs, uplink.Options{}, crashed)
-	mem := storeFile(t, crashed, "*.mem")
+	mem := uplinktest.OnlyFile(t, crashed, "*.mem")
 	data, _ := os.ReadFile(mem)
 	overwrite(t, mem, int64(len(strings.TrimRight(string(data), "\x00"))/3), 64, 0xff)
 
@@ -306,7 +282,7 @@ func TestCorruptValueLog(t *testing.T) {
 	}
 	opts := uplink.Options{MaxBytes: 64 << 20}
 	dir := storeWith(t, evs, opts, "")
-	vlog := storeFile(t, dir, "000001.vlog")
+	vlog := uplinktest.OnlyFile(t, dir, "000001.vlog")
 	fi, _ := os.Stat(vlog)
 	overwrite(t, vlog, fi.Size()/2, 16, 0xff) // in the second of three large values
 	u, c := deliverFrom(t, dir, opts)
@@ -370,7 +346,7 @@ func TestCorruptTableFooter(t *testing.T) {
 		return
 	}
 	dir := storeWith(t, makeEvents(100), uplink.Options{}, "")
-	sst := storeFile(t, dir, "*.sst")
+	sst := uplinktest.OnlyFile(t, dir, "*.sst")
 	fi, _ := os.Stat(sst)
 	overwrite(t, sst, fi.Size()-4, 4, 0x7f)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*waitTimeout)

@@ -360,17 +360,24 @@ func memoryPublishes(b *testing.B, k int) []*paho.Publish {
 	return pubs
 }
 
+// dialBroker opens a TCP connection to the broker at url (mqtt://host:port).
+func dialBroker(ctx context.Context, b *testing.B, url string) net.Conn {
+	b.Helper()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", strings.TrimPrefix(url, "mqtt://"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return conn
+}
+
 // pahoConnect connects a plain paho client to url and checks the broker's
 // Receive Maximum is window.
 func pahoConnect(b *testing.B, url string, window int) *paho.Client {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", strings.TrimPrefix(url, "mqtt://"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	conn := dialBroker(ctx, b, url)
 	c := paho.NewClient(paho.ClientConfig{Conn: conn})
 	ack, err := c.Connect(ctx, &paho.Connect{ClientID: "bench-reference", CleanStart: true, KeepAlive: 30})
 	if err != nil {

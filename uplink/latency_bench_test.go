@@ -3,7 +3,6 @@ package uplink_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"strings"
@@ -186,11 +185,7 @@ func subscribeLive(b *testing.B, url string, evs []*event.Event) *liveSubscriber
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", strings.TrimPrefix(url, "mqtt://"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	conn := dialBroker(ctx, b, url)
 	c := paho.NewClient(paho.ClientConfig{Conn: conn,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){s.receive}})
 	s.close = func() { _ = c.Disconnect(&paho.Disconnect{}) }

@@ -13,6 +13,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 	"github.com/dgraph-io/badger/v4/y"
+
+	"github.com/flowgate/flowgate/uplink/uplinktest"
 )
 
 // What Badger does with a damaged store, recorded (the evidence behind
@@ -33,7 +35,7 @@ func TestCheckBeforeOpen(t *testing.T) {
 		{"power cut", func(t *testing.T) string { return crashCopy(t, 100) }, ""},
 		{"write cut short", func(t *testing.T) string {
 			dir := crashCopy(t, 100)
-			mem := onlyFile(t, dir, "*.mem")
+			mem := uplinktest.OnlyFile(t, dir, "*.mem")
 			data, _ := os.ReadFile(mem)
 			end := committedEnd(data)
 			overwriteZero(t, mem, int64(end-10), 10) // the last entry's end never reached the disk
@@ -41,7 +43,7 @@ func TestCheckBeforeOpen(t *testing.T) {
 		}, ""},
 		{"table left over", func(t *testing.T) string {
 			dir := makeStore(t, 100)
-			copyFileOK(t, onlyFile(t, dir, "*.sst"), filepath.Join(dir, "000099.sst"))
+			copyFileOK(t, uplinktest.OnlyFile(t, dir, "*.sst"), filepath.Join(dir, "000099.sst"))
 			return dir
 		}, ""},
 		{"flush left over", func(t *testing.T) string {
@@ -49,13 +51,13 @@ func TestCheckBeforeOpen(t *testing.T) {
 			// MANIFEST listed it: the table and its write-ahead log.
 			before := crashCopy(t, 100)
 			after := t.TempDir()
-			copyDir(t, before, after)
+			uplinktest.CopyStore(t, before, after)
 			db, err := badger.Open(quietOptions(after))
 			if err != nil {
 				t.Fatal(err)
 			}
 			_ = db.Close() // replays the log and flushes it: a table
-			copyFileOK(t, onlyFile(t, after, "*.sst"), filepath.Join(before, "000009.sst"))
+			copyFileOK(t, uplinktest.OnlyFile(t, after, "*.sst"), filepath.Join(before, "000009.sst"))
 			return before
 		}, ""},
 		{"MANIFEST cut short", func(t *testing.T) string {
@@ -65,14 +67,14 @@ func TestCheckBeforeOpen(t *testing.T) {
 		}, "000001.sst: not listed in the MANIFEST"},
 		{"table footer", func(t *testing.T) string {
 			dir := makeStore(t, 100)
-			sst := onlyFile(t, dir, "*.sst")
+			sst := uplinktest.OnlyFile(t, dir, "*.sst")
 			fi, _ := os.Stat(sst)
 			flipAt(t, sst, fi.Size()-4, 4)
 			return dir
 		}, "000001.sst: cannot be opened"},
 		{"log damaged in the middle", func(t *testing.T) string {
 			dir := crashCopy(t, 100)
-			mem := onlyFile(t, dir, "*.mem")
+			mem := uplinktest.OnlyFile(t, dir, "*.mem")
 			data, _ := os.ReadFile(mem)
 			flipAt(t, mem, int64(committedEnd(data)/2), 8)
 			return dir
@@ -130,7 +132,7 @@ func TestBadgerBlockDamage(t *testing.T) {
 	}
 	commitAll(t, o)
 	_ = o.db.Close()
-	sst := onlyFile(t, dir, "*.sst")
+	sst := uplinktest.OnlyFile(t, dir, "*.sst")
 	fi, _ := os.Stat(sst)
 	flipAt(t, sst, fi.Size()/5, 8)
 
@@ -197,7 +199,7 @@ func TestBadgerBlockDamage(t *testing.T) {
 // old table. The intact records after the block are gone.
 func TestBadgerCompactionDropsDamage(t *testing.T) {
 	dir := makeStore(t, 3000)
-	sst := onlyFile(t, dir, "*.sst")
+	sst := uplinktest.OnlyFile(t, dir, "*.sst")
 	fi, _ := os.Stat(sst)
 	flipAt(t, sst, fi.Size()/5, 8)
 	opts := Options{StoreDir: dir, QueueSize: 1 << 20, Logger: logTo(t)}.withDefaults()

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/flowgate/flowgate/uplink/uplinktest"
 )
 
 // The records these tests store: "<class>-<n>" with a filler that
@@ -61,24 +63,8 @@ func crashCopy(t *testing.T, n int) string {
 	o := newTestOutbox(t, t.TempDir(), nil)
 	fillOutbox(t, o, n)
 	dst := t.TempDir()
-	copyDir(t, o.dir, dst)
+	uplinktest.CopyStore(t, o.dir, dst)
 	return dst
-}
-
-func copyDir(t *testing.T, src, dst string) {
-	t.Helper()
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.Name() == "LOCK" {
-			continue
-		}
-		if err := copyFile(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name()), 1<<62); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // digest is a hash of every file in dir, to show that dir was not changed.
@@ -271,18 +257,9 @@ func flipAt(t *testing.T, path string, off int64, n int) {
 	}
 }
 
-func onlyFile(t *testing.T, dir, pattern string) string {
-	t.Helper()
-	m, _ := filepath.Glob(filepath.Join(dir, pattern))
-	if len(m) != 1 {
-		t.Fatalf("%s in %s: %v, want one file", pattern, dir, m)
-	}
-	return m[0]
-}
-
 func TestSalvageDamagedTableBlock(t *testing.T) {
 	dir := makeStore(t, 3000)
-	sst := onlyFile(t, dir, "*.sst")
+	sst := uplinktest.OnlyFile(t, dir, "*.sst")
 	fi, _ := os.Stat(sst)
 	flipAt(t, sst, fi.Size()/5, 8)
 	rep, fresh := salvageOK(t, dir)
@@ -304,7 +281,7 @@ func TestSalvageDamagedTableBlock(t *testing.T) {
 
 func TestSalvageDamagedWriteAheadLog(t *testing.T) {
 	dir := crashCopy(t, 2000)
-	mem := onlyFile(t, dir, "*.mem")
+	mem := uplinktest.OnlyFile(t, dir, "*.mem")
 	data, _ := os.ReadFile(mem)
 	end := committedEnd(data)
 	flipAt(t, mem, int64(end/2), 16)
@@ -339,7 +316,7 @@ func TestSalvageDamagedValueLog(t *testing.T) {
 	}
 	commitAll(t, o)
 	_ = o.db.Close()
-	vlog := onlyFile(t, dir, "000001.vlog")
+	vlog := uplinktest.OnlyFile(t, dir, "000001.vlog")
 	fi, _ := os.Stat(vlog)
 	flipAt(t, vlog, fi.Size()/2, 8) // inside the second of three large values
 	rep, fresh := salvageOK(t, dir)
@@ -389,7 +366,7 @@ func TestSalvageMergesTablesAndLog(t *testing.T) {
 	}
 	commitAll(t, o)
 	crashed := t.TempDir()
-	copyDir(t, dir, crashed)
+	uplinktest.CopyStore(t, dir, crashed)
 	if err := os.Truncate(filepath.Join(crashed, "MANIFEST"), 8); err != nil {
 		t.Fatal(err)
 	}
