@@ -113,15 +113,32 @@ func (m *Mosquitto) Stop() {
 
 // Shutdown stops the broker gracefully (SIGTERM), so that with persistence
 // on it saves its sessions and queued messages, and waits for it to exit.
-// Shutdown on a stopped broker does nothing.
+// Mosquitto 2.0.11 can miss a SIGTERM that arrives just after it started
+// listening, so the signal is repeated every second; after 10 s the broker
+// is killed, and the test is told. Shutdown on a stopped broker does nothing.
 func (m *Mosquitto) Shutdown() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cmd == nil {
 		return
 	}
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	<-m.exited
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for stopped := false; !stopped; {
+		_ = m.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-m.exited:
+			stopped = true
+		case <-tick.C:
+			if time.Now().After(deadline) {
+				m.t.Errorf("uplinktest: mosquitto did not stop within 10s of SIGTERM; killed it")
+				_ = m.cmd.Process.Kill()
+				<-m.exited
+				stopped = true
+			}
+		}
+	}
 	m.cmd, m.exited = nil, nil
 }
 
