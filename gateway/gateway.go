@@ -109,6 +109,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.shutdown(stopUplink)
 		return err
 	}
+	if err := g.startSensors(ctx, &wg); err != nil {
+		g.shutdown(stopUplink)
+		return err
+	}
 	g.log.Info("gateway running", "id", g.cfg.Gateway.ID, "mqtt", g.brokerAddr,
 		"http", g.httpAddr.String(), "uplink", g.cfg.Uplink.URL, "devices", g.registry.Load().Len())
 
@@ -144,7 +148,8 @@ func (g *Gateway) shutdown(stopUplink context.CancelFunc) error {
 	start := time.Now()
 	var errs []error
 
-	// 1. No new device connections or publishes, and 2. the publishes in
+	// 1. No new readings from sensors, no new device connections or
+	// publishes, and 2. the publishes in
 	// progress finish. Closing the broker disconnects every device and
 	// waits for its connection, including a publish blocked on a full
 	// uplink during a cloud outage; so the pipeline gets half the timeout
@@ -152,6 +157,9 @@ func (g *Gateway) shutdown(stopUplink context.CancelFunc) error {
 	// (their devices resend them when they reconnect) and the uplink keeps
 	// the other half to flush.
 	g.listening.Store(false)
+	if err := g.stopSensors(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	brokerDone := make(chan struct{})
 	go func() {
 		defer close(brokerDone)

@@ -26,6 +26,18 @@ type Config struct {
 	Routes      []Route  `yaml:"routes"`
 	Uplink      Uplink   `yaml:"uplink"`
 
+	// ProfilesFile and CatalogFile are the event library: how each device
+	// kind's payload becomes canonical fields, and every event type with
+	// its schema. Both relative to this file. See library.go.
+	ProfilesFile string `yaml:"profiles_file"`
+	CatalogFile  string `yaml:"catalog_file"`
+
+	// RulesFiles are the rule sets, relative to this file. See rules.go.
+	RulesFiles []string `yaml:"rules_files"`
+
+	// Sensors wired to the gateway itself. See sensors.go.
+	Sensors []Sensor `yaml:"sensors"`
+
 	// Where each value came from, for errors found after loading.
 	src sources
 }
@@ -67,6 +79,7 @@ type Device struct {
 	PasswordHash string            `yaml:"password_hash"` // bcrypt, from `flowgate passwd`
 	TopicPrefix  string            `yaml:"topic_prefix"`  // defaults to devices/{id}/
 	Subscribe    []string          `yaml:"subscribe"`     // extra filters the device may subscribe to
+	Kind         string            `yaml:"kind"`          // its profile in profiles_file; empty: payloads are JSON objects kept as they are
 	Metadata     map[string]string `yaml:"metadata"`
 }
 

@@ -47,6 +47,7 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	if doc == nil {
 		return nil, errs
 	}
+	errs = append(errs, c.loadLibrary(filepath.Dir(path), opts)...)
 	c.derive()
 	if s := c.Uplink.StoreDir; s != MemoryStore {
 		relativeTo(path, &c.Uplink.StoreDir)

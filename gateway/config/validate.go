@@ -37,6 +37,7 @@ func (c *Config) validate() yamlpos.Errors {
 	c.validateIngest(k)
 	c.validateRoutes(k)
 	c.validateUplink(k)
+	c.validateSensors(k)
 	return k.errs
 }
 
