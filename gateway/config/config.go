@@ -32,8 +32,8 @@ type Config struct {
 	ProfilesFile string `yaml:"profiles_file"`
 	CatalogFile  string `yaml:"catalog_file"`
 
-	// RulesFiles are the rule sets, relative to this file. See rules.go.
-	RulesFiles []string `yaml:"rules_files"`
+	// Rules are the rule sets and the engine's clock. See rules.go.
+	Rules Rules `yaml:"rules"`
 
 	// Sensors wired to the gateway itself. See sensors.go.
 	Sensors []Sensor `yaml:"sensors"`
