@@ -52,6 +52,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	flow := &rules.Flow{Router: router, LateTopic: cfg.Rules.LateTopic}
+	if set := cfg.RuleSet(); set.Len() > 0 {
+		opts := cfg.EngineOptions()
+		opts.Logger = log.With("component", "rules")
+		flow.Engine = rules.NewEngine(set, opts)
+		g.m.watchRules(flow.Engine)
+	}
 	g.up, err = uplink.New(cfg.UplinkOptions(log.With("component", "uplink")))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -61,7 +68,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g.m.watchBroker(g.broker)
 	g.pipe = &pipeline{
 		norm:      normalizer(cfg),
-		stage:     router,
+		flow:      flow,
 		up:        g.up,
 		local:     func(topic string, payload []byte) error { return g.broker.Publish(topic, payload, false, 1) },
 		deadTopic: cfg.Ingest.DeadLetterTopic,
@@ -101,16 +108,18 @@ func (g *Gateway) Run(ctx context.Context) error {
 		upErr <- g.up.Run(upCtx)
 	}()
 
+	stopClock := g.startRulesClock(&wg)
+	defer stopClock()
 	if err := g.startHTTP(&wg); err != nil {
-		g.shutdown(stopUplink)
+		g.shutdown(stopUplink, stopClock)
 		return err
 	}
 	if err := g.startBroker(); err != nil {
-		g.shutdown(stopUplink)
+		g.shutdown(stopUplink, stopClock)
 		return err
 	}
 	if err := g.startSensors(ctx, &wg); err != nil {
-		g.shutdown(stopUplink)
+		g.shutdown(stopUplink, stopClock)
 		return err
 	}
 	g.log.Info("gateway running", "id", g.cfg.Gateway.ID, "mqtt", g.brokerAddr,
@@ -118,10 +127,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 	select {
 	case <-ctx.Done():
-		return g.shutdown(stopUplink)
+		return g.shutdown(stopUplink, stopClock)
 	case err := <-upErr:
 		g.log.Error("uplink stopped unexpectedly", "err", err)
-		return errors.Join(fmt.Errorf("gateway: uplink stopped: %w", err), g.shutdown(stopUplink))
+		return errors.Join(fmt.Errorf("gateway: uplink stopped: %w", err), g.shutdown(stopUplink, stopClock))
 	}
 }
 
@@ -141,7 +150,7 @@ func (g *Gateway) startBroker() error {
 
 // shutdown stops the components front to back within the shutdown
 // timeout.
-func (g *Gateway) shutdown(stopUplink context.CancelFunc) error {
+func (g *Gateway) shutdown(stopUplink, stopClock context.CancelFunc) error {
 	timeout := g.cfg.Gateway.ShutdownTimeout
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -175,6 +184,9 @@ func (g *Gateway) shutdown(stopUplink context.CancelFunc) error {
 	case <-ctx.Done():
 		errs = append(errs, errors.New("gateway: broker did not close in time"))
 	}
+	// The rules' clock moves on once more, delivering what fell due, and
+	// stops.
+	stopClock()
 	// 3. The uplink delivers what it holds and disconnects.
 	if err := g.up.Close(ctx); err != nil {
 		errs = append(errs, err)

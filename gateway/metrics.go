@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/flowgate/flowgate/devices"
+	"github.com/flowgate/flowgate/rules"
 	"github.com/flowgate/flowgate/uplink"
 )
 
@@ -151,4 +152,20 @@ func (m *metrics) watchBroker(s *mqtt.Server) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowgate_devices_connected",
 		Help: "MQTT clients connected to the embedded broker."},
 		func() float64 { return float64(atomic.LoadInt64(&s.Info.ClientsConnected)) }))
+}
+
+// watchRules exports the rules engine's counters.
+func (m *metrics) watchRules(e *rules.Engine) {
+	counter := func(name, help string, f func(rules.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(f(e.Stats())) })
+	}
+	m.reg.MustRegister(
+		counter("flowgate_rules_events_processed_total", "Events the rules engine processed.",
+			func(s rules.Stats) uint64 { return s.Processed }),
+		counter("flowgate_rules_events_derived_total", "Notable events the rules produced.",
+			func(s rules.Stats) uint64 { return s.Derived }),
+		counter("flowgate_rules_events_late_total", "Events too late to process, published on rules.late_topic.",
+			func(s rules.Stats) uint64 { return s.Late }),
+	)
 }

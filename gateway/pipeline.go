@@ -30,7 +30,7 @@ var errStopped = errors.New("gateway: pipeline stopped")
 // a device's own publishes stay in order.
 type pipeline struct {
 	norm      *devices.Normalizer
-	stage     rules.Stage
+	flow      *rules.Flow
 	up        sink
 	local     func(topic string, payload []byte) error // publish on the local broker
 	deadTopic string
@@ -65,17 +65,7 @@ func (p *pipeline) handle(d *devices.Device, clientID, topic string, payload []b
 		p.deadLetter(d, clientID, topic, payload, now, err)
 		return nil
 	}
-	var upErr error
-	routed := false
-	p.stage.Process(ev, func(o rules.Output) {
-		routed = true
-		if o.Uplink && upErr == nil {
-			upErr = p.up.EnqueueClass(p.ctx, o.Event, o.Class)
-		}
-		if o.Topic != "" {
-			p.publishLocal(o)
-		}
-	})
+	upErr, routed := p.route(ev)
 	if !routed {
 		p.m.unrouted.Inc()
 	}
@@ -89,6 +79,42 @@ func (p *pipeline) handle(d *devices.Device, clientID, topic string, payload []b
 			"id", ev.ID, "device", d.ID, "err", upErr)
 	}
 	return upErr
+}
+
+// route runs an event through the rules and delivers what they produce:
+// into the uplink and onto local topics. It returns the first error of the
+// uplink, and whether any route took the event or what it caused.
+func (p *pipeline) route(ev *event.Event) (upErr error, routed bool) {
+	p.flow.Process(ev, func(o rules.Output) {
+		routed = true
+		if err := p.deliver(o); err != nil && upErr == nil {
+			upErr = err
+		}
+	})
+	return upErr, routed
+}
+
+// deliver sends one output on: into the uplink, or onto a local topic.
+func (p *pipeline) deliver(o rules.Output) error {
+	if o.Topic != "" {
+		p.publishLocal(o)
+	}
+	if o.Uplink {
+		return p.up.EnqueueClass(p.ctx, o.Event, o.Class)
+	}
+	return nil
+}
+
+// advance moves the rules' clock on and delivers what falls due (closed
+// windows, absences). An event the uplink does not accept is logged: no
+// device is waiting to resend it.
+func (p *pipeline) advance() {
+	p.flow.Advance(func(o rules.Output) {
+		if err := p.deliver(o); err != nil {
+			p.m.rejected.Inc()
+			p.log.Error("uplink did not accept a rule's event", "id", o.Event.ID, "type", o.Event.Type, "route", o.Route, "err", err)
+		}
+	})
 }
 
 func (p *pipeline) publishLocal(o rules.Output) {

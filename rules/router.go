@@ -66,12 +66,13 @@ type Router struct {
 	routes []compiled
 	byType map[string][]int // routes that name a type
 	all    []int            // routes for every type
+	byName map[string]int
 }
 
 // NewRouter compiles routes once. It returns every compile error, each a
 // *CompileError, joined.
 func NewRouter(routes []Route) (*Router, error) {
-	r := &Router{byType: make(map[string][]int)}
+	r := &Router{byType: make(map[string][]int), byName: make(map[string]int)}
 	var errs []error
 	for i, rt := range routes {
 		c := compiled{Route: rt}
@@ -85,6 +86,7 @@ func NewRouter(routes []Route) (*Router, error) {
 		}
 		r.routes = append(r.routes, c)
 		idx := len(r.routes) - 1
+		r.byName[rt.Name] = idx
 		if len(rt.Types) == 0 {
 			r.all = append(r.all, idx)
 		}
@@ -127,6 +129,18 @@ func runeToByte(s string, runes int) int {
 
 // Process implements Stage.
 func (r *Router) Process(ev *event.Event, emit func(Output)) {
+	r.process(ev, emit, -1)
+}
+
+// ProcessRoute is Process through the one route named name, whatever the
+// types it lists; its filter still applies. An unknown name routes nowhere.
+func (r *Router) ProcessRoute(name string, ev *event.Event, emit func(Output)) {
+	if idx, ok := r.byName[name]; ok {
+		r.process(ev, emit, idx)
+	}
+}
+
+func (r *Router) process(ev *event.Event, emit func(Output), only int) {
 	var (
 		env    *Env
 		up     *compiled // the matching uplink route of highest priority
@@ -153,11 +167,15 @@ func (r *Router) Process(ev *event.Event, emit func(Output)) {
 			}
 		}
 	}
-	for _, idx := range r.byType[ev.Type] {
-		try(idx)
-	}
-	for _, idx := range r.all {
-		try(idx)
+	if only >= 0 {
+		try(only)
+	} else {
+		for _, idx := range r.byType[ev.Type] {
+			try(idx)
+		}
+		for _, idx := range r.all {
+			try(idx)
+		}
 	}
 	if up != nil {
 		emit(Output{Event: ev, Route: up.Name, Uplink: true, Class: up.Class})

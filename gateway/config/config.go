@@ -195,6 +195,7 @@ func Default() *Config {
 			ReconnectMax:   time.Minute,
 			StallTimeout:   30 * time.Second,
 		},
+		Rules: defaultRules(),
 	}
 }
 

@@ -90,7 +90,7 @@ uplink:
 		"f.yaml:6:20: devices[0].password_hash: not a bcrypt hash",
 		`f.yaml:7:9: devices[1].id: duplicate device id "d1"`,
 		`f.yaml:9:17: devices[1].subscribe[0]: "a/#/b" is not a valid MQTT topic filter`,
-		`f.yaml:15:13: routes[0].types[0]: no ingest topic produces event type "gps.fix"`,
+		`f.yaml:15:13: routes[0].types[0]: no ingest topic or rule produces event type "gps.fix"`,
 		`f.yaml:16:10: routes[0].to[0]: route destination "cloud" must be uplink or local`,
 		`f.yaml:18:8: uplink.url: "http://x": scheme "http" is not supported`,
 	}

@@ -35,6 +35,7 @@ func (c *Config) validate() yamlpos.Errors {
 	c.validateBroker(k)
 	c.validateDevices(k)
 	c.validateIngest(k)
+	c.validateRules(k)
 	c.validateRoutes(k)
 	c.validateUplink(k)
 	c.validateSensors(k)
@@ -131,6 +132,7 @@ func (c *Config) validateRoutes(k *checker) {
 	for _, t := range c.Ingest.Topics {
 		types[t.Type] = true
 	}
+	c.ruleTypes(types)
 	names := map[string]bool{}
 	for i, r := range c.Routes {
 		p := fmt.Sprintf("routes[%d]", i)
@@ -140,7 +142,7 @@ func (c *Config) validateRoutes(k *checker) {
 		names[r.Name] = true
 		for j, t := range r.Types {
 			if !types[t] {
-				k.errorf(fmt.Sprintf("%s.types[%d]", p, j), "no ingest topic produces event type %q", t)
+				k.errorf(fmt.Sprintf("%s.types[%d]", p, j), "no ingest topic or rule produces event type %q", t)
 			}
 		}
 		if strings.TrimSpace(r.Filter) != "" {

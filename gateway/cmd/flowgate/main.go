@@ -7,6 +7,7 @@
 //	flowgate passwd           print a bcrypt hash for a device password
 //	flowgate demo             the whole job on one machine, with simulated devices
 //	flowgate store ...        inspect the outbox store, or recover a damaged one
+//	flowgate rules test ...   replay recorded readings through rules
 //	flowgate version          print the version
 package main
 
@@ -31,6 +32,9 @@ Usage:
                             simulated devices together (what 'make run' does)
   flowgate store check|quarantine|salvage -c FILE
                             inspect the outbox store, or recover a damaged one
+  flowgate rules test -r RULES.yaml -i READINGS.jsonl [-expect EXPECTED.jsonl]
+                            replay readings through rules on a virtual clock
+                            and print the notable events (or the difference)
   flowgate version          print the version
 
 Run 'flowgate COMMAND -h' for a command's flags.
@@ -57,6 +61,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdDemo(args[1:], stdout, stderr)
 	case "store":
 		return cmdStore(args[1:], stdout, stderr)
+	case "rules":
+		return cmdRules(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		if len(args) > 1 {
 			fmt.Fprintln(stderr, "Usage: flowgate version\n\nPrints the version of this binary.")

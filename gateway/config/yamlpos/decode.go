@@ -48,7 +48,7 @@ func Decode(file string, data []byte, v any, opts Options) (*Doc, Errors) {
 		d.record("", nil, top)
 		d.decodeValue(top, rv.Elem(), "")
 	}
-	return doc, d.errs.sorted()
+	return doc, d.errs.Sorted()
 }
 
 // decoder holds the state of one Decode.

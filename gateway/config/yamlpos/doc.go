@@ -99,10 +99,10 @@ func (e Errors) Err() error {
 	return e
 }
 
-// sorted orders e by position, keeping the order of problems at the same
+// Sorted orders e by position, keeping the order of problems at the same
 // place, and drops exact repeats (a mapping merged into several places
 // reports its own problems once).
-func (e Errors) sorted() Errors {
+func (e Errors) Sorted() Errors {
 	slices.SortStableFunc(e, func(a, b Error) int {
 		if a.Pos.Line != b.Pos.Line {
 			return a.Pos.Line - b.Pos.Line

@@ -1,0 +1,171 @@
+package rules
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"time"
+
+	"github.com/flowgate/flowgate/event"
+)
+
+// Report by exception: the building blocks that turn a stream of readings
+// into events only when something changes.
+
+// changeOp emits when a field's value changes: any change for text, or a
+// change beyond the deadband for numbers, measured from the last value it
+// reported (so a slow drift is reported once it adds up).
+type changeOp struct {
+	f           field
+	deadband    float64
+	deadbandPct float64
+	last        map[string]*changeState
+}
+
+type changeState struct {
+	raw []byte  // the last reported value as JSON
+	num float64 // and as a number, when it is one
+	isN bool
+}
+
+func (o *changeOp) fresh() operator {
+	c := *o
+	c.last = map[string]*changeState{}
+	return &c
+}
+
+func (o *changeOp) event(r *rule, key []byte, ev *event.Event, t int64) {
+	raw, s, ok := o.f.raw(ev)
+	if !ok {
+		return
+	}
+	if raw == nil {
+		raw, _ = json.Marshal(s)
+	}
+	num, isN := o.f.number(ev)
+	st := o.last[string(key)]
+	if st != nil && !o.changed(st, raw, num, isN) {
+		return
+	}
+	out := map[string]any{"field": o.f.text, "value": json.RawMessage(bytes.Clone(raw))}
+	if st == nil {
+		st = &changeState{}
+		o.last[string(key)] = st
+	} else {
+		out["previous"] = json.RawMessage(st.raw)
+	}
+	st.raw, st.num, st.isN = bytes.Clone(raw), num, isN
+	r.produce(r.emit.typ, string(key), t, out, ev, []string{ev.ID})
+}
+
+func (o *changeOp) changed(st *changeState, raw []byte, num float64, isN bool) bool {
+	if !isN || !st.isN {
+		return !bytes.Equal(st.raw, raw)
+	}
+	d := math.Abs(num - st.num)
+	switch {
+	case o.deadband > 0:
+		return d > o.deadband
+	case o.deadbandPct > 0:
+		return d > math.Abs(st.num)*o.deadbandPct/100
+	default:
+		return num != st.num
+	}
+}
+
+func (o *changeOp) fire(*rule, string, int64) {}
+
+// thresholdOp emits when a field crosses a limit, and (with clear_type)
+// when it comes back past the clearing limit.
+type thresholdOp struct {
+	f                field
+	above            bool    // the condition is value > limit; else value < limit
+	limit, clearAt   float64 // clearAt is limit when no hysteresis is given
+	active           map[string]bool
+	startID, startAt map[string]string
+}
+
+func (o *thresholdOp) fresh() operator {
+	c := *o
+	c.active, c.startID, c.startAt = map[string]bool{}, map[string]string{}, map[string]string{}
+	return &c
+}
+
+func (o *thresholdOp) event(r *rule, key []byte, ev *event.Event, t int64) {
+	v, ok := o.f.number(ev)
+	if !ok {
+		return
+	}
+	on := o.active[string(key)]
+	var enter, leave bool
+	if o.above {
+		enter, leave = !on && v > o.limit, on && v < o.clearAt
+	} else {
+		enter, leave = !on && v < o.limit, on && v > o.clearAt
+	}
+	switch {
+	case enter:
+		k := string(key)
+		o.active[k], o.startID[k], o.startAt[k] = true, ev.ID, ev.Time.UTC().Format(time.RFC3339Nano)
+		out := map[string]any{"field": o.f.text, "value": round(v), "limit": o.limit}
+		r.produce(r.emit.typ, k, t, out, ev, []string{ev.ID})
+	case leave:
+		k := string(key)
+		out := map[string]any{"field": o.f.text, "value": round(v), "limit": o.clearAt, "started": o.startAt[k]}
+		causes := []string{o.startID[k], ev.ID}
+		delete(o.active, k)
+		delete(o.startID, k)
+		delete(o.startAt, k)
+		if r.emit.clearType != "" {
+			r.produce(r.emit.clearType, k, t, out, ev, causes)
+		}
+	}
+}
+
+func (o *thresholdOp) fire(*rule, string, int64) {}
+
+// rateOp emits when a field changes faster than a limit between
+// consecutive events of a key, as change per `per` of event time.
+type rateOp struct {
+	f            field
+	per          float64 // ns
+	above, below *float64
+	prev         map[string]*ratePrev
+}
+
+type ratePrev struct {
+	v  float64
+	t  int64
+	id string
+}
+
+func (o *rateOp) fresh() operator {
+	c := *o
+	c.prev = map[string]*ratePrev{}
+	return &c
+}
+
+func (o *rateOp) event(r *rule, key []byte, ev *event.Event, t int64) {
+	v, ok := o.f.number(ev)
+	if !ok {
+		return
+	}
+	p := o.prev[string(key)]
+	if p == nil {
+		o.prev[string(key)] = &ratePrev{v, t, ev.ID}
+		return
+	}
+	dt := t - p.t
+	if dt <= 0 {
+		return // the same instant, or out of order: no rate
+	}
+	rate := (v - p.v) / float64(dt) * o.per
+	if (o.above != nil && rate > *o.above) || (o.below != nil && rate < *o.below) {
+		out := map[string]any{"field": o.f.text, "value": round(v), "previous": round(p.v), "rate": round(rate),
+			"per": time.Duration(o.per).String()}
+		r.produce(r.emit.typ, string(key), t, out, ev, []string{p.id, ev.ID})
+	}
+	*p = ratePrev{v, t, ev.ID}
+}
+
+func (o *rateOp) fire(*rule, string, int64) {}
