@@ -30,6 +30,9 @@ func (s *RuleSet) Emits() []string {
 		if r.emit.clearType != "" {
 			set[r.emit.clearType] = true
 		}
+		if o, ok := r.op.(*rfidOp); ok && o.transitionType != "" {
+			set[o.transitionType] = true
+		}
 	}
 	return slices.Sorted(maps.Keys(set))
 }
@@ -130,7 +133,9 @@ func (c *compiler) operator(s *Spec, r *rule) operator {
 		name string
 		set  bool
 	}{{"window", s.Window != nil}, {"change", s.Change != nil}, {"threshold", s.Threshold != nil},
-		{"rate", s.Rate != nil}, {"sequence", s.Sequence != nil}, {"absence", s.Absence != nil}} {
+		{"rate", s.Rate != nil}, {"sequence", s.Sequence != nil}, {"absence", s.Absence != nil},
+		{"geofence", s.Geofence != nil}, {"movement", s.Movement != nil}, {"rfid", s.RFID != nil},
+		{"dwell", s.Dwell != nil}, {"distinct", s.Distinct != nil}} {
 		if b.set {
 			blocks = append(blocks, b.name)
 		}
@@ -160,6 +165,16 @@ func (c *compiler) operator(s *Spec, r *rule) operator {
 		return c.sequence(s.Sequence, r)
 	case s.Absence != nil:
 		return c.absence(s.Absence, r)
+	case s.Geofence != nil:
+		return c.geofence(s.Geofence, s.Dir)
+	case s.Movement != nil:
+		return c.movement(s.Movement)
+	case s.RFID != nil:
+		return c.rfid(s)
+	case s.Dwell != nil:
+		return c.dwell(s.Dwell)
+	case s.Distinct != nil:
+		return c.distinct(s.Distinct)
 	}
 	return transformOp{}
 }
@@ -291,10 +306,17 @@ func (c *compiler) emit(s *Spec, r *rule) {
 		c.errorf("emit.type", "%q must be 1 to 128 letters, digits, '.', '_', ':' or '-'", e.Type)
 	}
 	if e.ClearType != "" {
-		if s.Threshold == nil {
-			c.errorf("emit.clear_type", "only a threshold rule has a clearing event")
+		if s.Threshold == nil && s.Geofence == nil && s.RFID == nil && s.Dwell == nil {
+			c.errorf("emit.clear_type", "only a threshold, geofence, rfid or dwell rule has a clearing event")
 		} else if !devices.ValidID(e.ClearType) {
 			c.errorf("emit.clear_type", "%q must be 1 to 128 letters, digits, '.', '_', ':' or '-'", e.ClearType)
+		}
+	}
+	if e.TransitionType != "" {
+		if s.RFID == nil {
+			c.errorf("emit.transition_type", "only an rfid rule has a transition event")
+		} else if !devices.ValidID(e.TransitionType) {
+			c.errorf("emit.transition_type", "%q must be 1 to 128 letters, digits, '.', '_', ':' or '-'", e.TransitionType)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(e.Fields)) {
@@ -307,6 +329,10 @@ func (c *compiler) emit(s *Spec, r *rule) {
 		r.emit.fields = append(r.emit.fields, emitField{name: name, prog: p})
 	}
 }
+
+// maxHops bounds the hopping windows one event falls in, so a rule cannot
+// make every event cost millions of updates.
+const maxHops = 1000
 
 func (c *compiler) window(s *Spec) operator {
 	w := s.Window
@@ -321,7 +347,8 @@ func (c *compiler) window(s *Spec) operator {
 		need("size", w.Size > 0, "a positive size")
 	case Hopping:
 		need("size", w.Size > 0, "a positive size")
-		need("hop", w.Hop > 0 && w.Hop <= w.Size, "a positive hop no larger than size")
+		need("hop", w.Hop > 0 && w.Hop <= w.Size && w.Size/w.Hop <= maxHops,
+			"a positive hop no larger than size, and at most 1000 windows per event (size/hop)")
 	case Session:
 		need("gap", w.Gap > 0, "a positive gap")
 	case Count:

@@ -1,14 +1,23 @@
 // Package rules decides what happens to each canonical event: which events
 // matter, and where they go.
 //
-// Today it holds the first stage, the Router: per-route filter expressions
-// (github.com/expr-lang/expr, compiled once at load) that send matching
-// events to the uplink and/or to local broker topics. The windowed rules
-// engine (windows, aggregates, patterns, absence) will be another Stage:
-// anything that takes an event and emits zero or more routed outputs. What
-// it adds beyond Process (output driven by time, when a window closes or an
-// expected event does not come, and a flush when the gateway drains) will
-// be its own small interface, owned by the gateway like every goroutine.
+// Two parts work together, composed by Flow:
+//
+//   - The Router: per-route filter expressions (github.com/expr-lang/expr,
+//     compiled once at load), indexed by event type, that send events to the
+//     uplink (in a priority class) and/or to local broker topics.
+//   - The Engine: rules written in YAML (see File and configs/rules/), each
+//     a match, a filter, a key and one building block (windows with
+//     aggregates, change and deadband, threshold with hysteresis, rate,
+//     sequence, absence, geofence, movement, RFID presence, dwell, distinct
+//     values), that turn readings into notable events in event time. Each
+//     source's events are ordered within an allowed lateness; a watermark
+//     (the slowest active source) closes windows and fires timers, and a
+//     source that goes quiet stops holding it back after an idle timeout.
+//     Late events are handed on, never dropped.
+//
+// Replay runs rules over recorded readings on a virtual clock; it backs
+// `flowgate rules test` and the golden cases in testdata/.
 package rules
 
 import "github.com/flowgate/flowgate/event"

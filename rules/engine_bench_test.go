@@ -2,7 +2,9 @@ package rules
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,4 +62,122 @@ rules:
 	if b.N > 20*keys*10000 && derived == 0 {
 		b.Fatal("no window closed")
 	}
+}
+
+// BenchmarkRulesIndexed1000 runs events through 1,000 threshold rules, each
+// on its own event type, against the same events through the one rule that
+// matches: with the index by type, the cost per event must stay close.
+func BenchmarkRulesIndexed1000(b *testing.B) {
+	for _, n := range []int{1, 1000} {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			var y strings.Builder
+			y.WriteString("rules:\n")
+			for i := range n {
+				fmt.Fprintf(&y, "  - name: r%d\n    match: {types: [t.%d]}\n    threshold: {field: data.v, above: 8, clear_below: 7}\n    emit: {type: alarm.%d, clear_type: clear.%d}\n", i, i, i, i)
+			}
+			set := mustCompile(b, y.String())
+			var now time.Time
+			e := NewEngine(set, Options{Now: func() time.Time { return now }})
+			ev := &event.Event{ID: "1", Source: "/d/1", Type: "t.0", Subject: "d1", Data: []byte(`{"v":5}`)}
+			t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+			emit := func(Derived) {}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				ev.Time = t0.Add(time.Duration(i))
+				now = ev.Time
+				e.Process(ev, emit)
+			}
+		})
+	}
+}
+
+// BenchmarkIdleRuleMemory reports the heap a compiled, idle rule costs in
+// an engine (target: under 20 KB), for a mix of building blocks.
+func BenchmarkIdleRuleMemory(b *testing.B) {
+	kinds := []string{
+		"window: {kind: tumbling, size: 10s}\n    aggregates: {m: avg(data.v), p: 'percentile(data.v, 95)'}\n    having: m > 1",
+		"threshold: {field: data.v, above: 8, clear_below: 7}",
+		"absence: {start: {types: [a]}, end: {types: [b]}, within: 8h}",
+		"sequence: {steps: [{types: [a], filter: data.v > 1}, {types: [b]}], within: 10m}",
+		"change: {field: data.v, deadband: 0.5}",
+	}
+	const n = 1000
+	var y strings.Builder
+	y.WriteString("rules:\n")
+	for i := range n {
+		fmt.Fprintf(&y, "  - name: r%d\n    filter: data.v != nil\n    %s\n    emit: {type: out.%d}\n", i, kinds[i%len(kinds)], i)
+	}
+	src := y.String()
+	b.ReportAllocs()
+	var perRule float64
+	for range b.N {
+		before := heapInUse()
+		set := mustCompile(b, src)
+		e := NewEngine(set, Options{})
+		perRule = float64(heapInUse()-before) / n
+		runtime.KeepAlive(e)
+	}
+	b.ReportMetric(perRule, "bytes/rule")
+}
+
+// BenchmarkOpenKeyMemory reports the heap one key with an open tumbling
+// window costs.
+func BenchmarkOpenKeyMemory(b *testing.B) {
+	set := mustCompile(b, "rules:\n  - name: avg\n    window: {kind: tumbling, size: 10s}\n    aggregates: {m: avg(data.v)}\n    emit: {type: out}\n")
+	const keys = 100_000
+	evs := make([]event.Event, keys)
+	for i := range evs {
+		evs[i] = event.Event{ID: "x", Source: "/s", Type: "in", Subject: "key-" + strconv.Itoa(i), Data: []byte(`{"v":1}`)}
+	}
+	var perKey float64
+	for range b.N {
+		before := heapInUse()
+		e := NewEngine(set, Options{})
+		for i := range evs {
+			evs[i].Time = time.Unix(int64(i), 0)
+			e.Process(&evs[i], func(Derived) {})
+		}
+		perKey = float64(heapInUse()-before) / keys
+		runtime.KeepAlive(e)
+	}
+	b.ReportMetric(perKey, "bytes/key")
+}
+
+// BenchmarkAbsence100kKeys sets 100,000 absence timers, then moves the
+// watermark past all their deadlines at once: the time that takes is the
+// worst lateness of a timer, in processing time, beyond the clock's tick.
+func BenchmarkAbsence100kKeys(b *testing.B) {
+	set := mustCompile(b, "rules:\n  - name: shift\n    absence: {start: {types: [start]}, end: {types: [end]}, within: 8h}\n    emit: {type: late.shift}\n")
+	const keys = 100_000
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	evs := make([]event.Event, keys)
+	for i := range evs {
+		evs[i] = event.Event{ID: "s" + strconv.Itoa(i), Source: "/s", Type: "start", Subject: "driver-" + strconv.Itoa(i),
+			Time: t0.Add(time.Duration(i) * time.Millisecond)}
+	}
+	var worst time.Duration
+	fired := 0
+	for range b.N {
+		e := NewEngine(set, Options{})
+		for i := range evs {
+			e.Process(&evs[i], func(Derived) {})
+		}
+		start := time.Now()
+		e.AdvanceTo(t0.Add(9*time.Hour), func(Derived) { fired++ })
+		worst = max(worst, time.Since(start))
+	}
+	if fired != keys*b.N {
+		b.Fatalf("%d absences fired, want %d", fired, keys*b.N)
+	}
+	b.ReportMetric(float64(worst.Milliseconds()), "ms-all-due")
+	b.ReportMetric(float64(worst.Nanoseconds())/keys, "ns/timer")
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
 }

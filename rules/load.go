@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/flowgate/flowgate/gateway/config/yamlpos"
 )
@@ -47,12 +48,16 @@ func LoadFiles(paths []string, known Known) (*RuleSet, yamlpos.Errors) {
 }
 
 // Parse decodes and compiles one rules file already in memory; path names
-// it in errors. The set is nil only when the file could not be decoded.
+// it in errors, and files the rules refer to (geofence.file) are relative
+// to its directory. The set is nil only when the file could not be decoded.
 func Parse(path string, data []byte, known Known) (*RuleSet, yamlpos.Errors) {
 	var f File
 	doc, errs := yamlpos.Decode(path, data, &f, yamlpos.Options{LookupEnv: os.LookupEnv})
 	if len(errs) > 0 {
 		return nil, errs
+	}
+	for i := range f.Rules {
+		f.Rules[i].Dir = filepath.Dir(path)
 	}
 	set, serrs := Compile(f.Rules)
 	for _, e := range serrs {
@@ -71,7 +76,8 @@ func Parse(path string, data []byte, known Known) (*RuleSet, yamlpos.Errors) {
 		if known.Types == nil {
 			continue
 		}
-		for _, t := range []struct{ key, typ string }{{"type", s.Emit.Type}, {"clear_type", s.Emit.ClearType}} {
+		for _, t := range []struct{ key, typ string }{{"type", s.Emit.Type}, {"clear_type", s.Emit.ClearType},
+			{"transition_type", s.Emit.TransitionType}} {
 			if t.typ != "" && !known.Types(t.typ) {
 				errs = append(errs, doc.Errorf(p+"."+t.key, "event type %q is not in the catalog", t.typ))
 			}

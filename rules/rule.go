@@ -181,3 +181,6 @@ func (r *rule) produce(typ, key string, at int64, out map[string]any, trigger *e
 
 // idSpace is the UUID namespace of derived events' ids.
 var idSpace = uuid.MustParse("6f1c1f0e-8b9a-4e0c-9d57-3f4f5d2a9b10")
+
+// exprEnvOption is the environment of filters: an event as Env shows it.
+func exprEnvOption() expr.Option { return expr.Env(Env{}) }
