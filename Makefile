@@ -31,7 +31,13 @@ fuzz: ## a short run of every fuzz test
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./gateway/config/yamlpos/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./gateway/config/
 	$(GO) test -run='^$$' -fuzz=FuzzNormalize -fuzztime=$(FUZZTIME) ./devices/
+	$(GO) test -run='^$$' -fuzz='^FuzzProfileJSON$$' -fuzztime=$(FUZZTIME) ./devices/
+	$(GO) test -run='^$$' -fuzz='^FuzzProfileCSV$$' -fuzztime=$(FUZZTIME) ./devices/
+	$(GO) test -run='^$$' -fuzz='^FuzzProfileNumber$$' -fuzztime=$(FUZZTIME) ./devices/
+	$(GO) test -run='^$$' -fuzz='^FuzzCatalogValidate$$' -fuzztime=$(FUZZTIME) ./devices/
 	$(GO) test -run='^$$' -fuzz=FuzzByteSize -fuzztime=$(FUZZTIME) ./gateway/config/
+	$(GO) test -run='^$$' -fuzz=FuzzReceiver -fuzztime=$(FUZZTIME) ./sensors/gps/
+	$(GO) test -run='^$$' -fuzz=FuzzParseTrack -fuzztime=$(FUZZTIME) ./sensors/sim/
 	for f in FuzzStoreRecords FuzzMeta FuzzParseLog FuzzParseKey FuzzParseValue FuzzTopic; do \
 		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./uplink/ || exit 1; done
 

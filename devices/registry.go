@@ -17,6 +17,7 @@ type Device struct {
 	PasswordHash string            // bcrypt hash of the device's password
 	TopicPrefix  string            // the device may publish only under this prefix; defaults to devices/{id}/
 	Subscribe    []string          // topic filters the device may subscribe to, besides its own prefix
+	Kind         string            // its profile; empty: its payloads are JSON objects kept as they are
 	Metadata     map[string]string // site, vehicle, owner…: master data for enrichment
 }
 

@@ -31,6 +31,7 @@ type Gateway struct {
 	pipe     *pipeline
 	up       *uplink.Uplink
 	http     *http.Server
+	sensors  *sensorRuntime
 
 	brokerAddr string // host:port, set once the broker listens
 	httpAddr   net.Addr
@@ -117,6 +118,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err := g.startBroker(); err != nil {
 		g.shutdown(stopUplink, stopClock)
 		return err
+	}
+	if err := g.publishCatalog(); err != nil {
+		g.log.Warn("event catalog not published", "err", err)
 	}
 	if err := g.startSensors(ctx, &wg); err != nil {
 		g.shutdown(stopUplink, stopClock)

@@ -81,6 +81,7 @@ func (g *Gateway) handleHealth(w http.ResponseWriter, _ *http.Request) {
 func (g *Gateway) startHTTP(wg *sync.WaitGroup) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", g.handleHealth)
+	mux.HandleFunc("GET /api/catalog", g.handleCatalog) // see catalog.go
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.m.reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", g.cfg.HTTP.Listen)
 	if err != nil {

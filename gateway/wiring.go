@@ -14,7 +14,7 @@ func deviceList(list []config.Device) []devices.Device {
 	out := make([]devices.Device, len(list))
 	for i, d := range list {
 		out[i] = devices.Device{ID: d.ID, Username: d.Username, PasswordHash: d.PasswordHash,
-			TopicPrefix: d.TopicPrefix, Subscribe: d.Subscribe, Metadata: d.Metadata}
+			TopicPrefix: d.TopicPrefix, Subscribe: d.Subscribe, Kind: d.Kind, Metadata: d.Metadata}
 	}
 	return out
 }
@@ -35,7 +35,8 @@ func routeList(list []config.Route, classes []config.Class) []rules.Route {
 }
 
 func normalizer(c *config.Config) *devices.Normalizer {
-	n := &devices.Normalizer{Source: "/gateways/" + c.Gateway.ID, MaxPayload: c.Ingest.MaxPayloadBytes}
+	n := &devices.Normalizer{Source: "/gateways/" + c.Gateway.ID, MaxPayload: c.Ingest.MaxPayloadBytes,
+		Profiles: c.Library.Profiles, Catalog: c.Library.Catalog}
 	for _, t := range c.Ingest.Topics {
 		n.Topics = append(n.Topics, devices.IngestTopic{Filter: t.Match, Type: t.Type})
 	}

@@ -32,6 +32,9 @@ type Config struct {
 	ProfilesFile string `yaml:"profiles_file"`
 	CatalogFile  string `yaml:"catalog_file"`
 
+	// Library is the two files loaded and compiled. See library.go.
+	Library Library `yaml:"-"`
+
 	// Rules are the rule sets and the engine's clock. See rules.go.
 	Rules Rules `yaml:"rules"`
 

@@ -512,6 +512,16 @@ func mosquittoPub(t *testing.T) string {
 	return ""
 }
 
+// abs is path made absolute, for configs copied out of the repository.
+func abs(t *testing.T, path string) string {
+	t.Helper()
+	a, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 // TestDemo runs what `make run` runs, on free ports, and checks that the
 // narrative shows readings going in, a dead letter, and events reaching the
 // stand-in cloud; then Ctrl-C (SIGINT) stops everything cleanly.
@@ -521,7 +531,8 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := strings.NewReplacer("127.0.0.1:11883", freeAddr(t), "127.0.0.1:18080", freeAddr(t),
-		"127.0.0.1:18830", freeAddr(t), "store_dir: ../.flowgate/demo-outbox", "store_dir: "+t.TempDir()).Replace(string(demo))
+		"127.0.0.1:18830", freeAddr(t), "store_dir: ../.flowgate/demo-outbox", "store_dir: "+t.TempDir(),
+		"track: tracks/", "track: "+abs(t, "../../../configs/tracks")+"/").Replace(string(demo))
 	path := filepath.Join(t.TempDir(), "demo.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
