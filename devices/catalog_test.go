@@ -5,19 +5,13 @@ import (
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/flowgate/flowgate/event"
 )
 
 func parseCatalog(t testing.TB, text string) (*Catalog, []SpecError) {
 	t.Helper()
 	var f CatalogFile
-	dec := yaml.NewDecoder(strings.NewReader(text))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		t.Fatalf("yaml: %v", err)
-	}
+	decodeStrict(t, "yaml", []byte(text), &f)
 	return CompileCatalog(f)
 }
 

@@ -1,21 +1,29 @@
 package devices
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
 )
 
+// decodeStrict decodes YAML into v as the loader does, refusing unknown
+// keys; name says what it is in a failure.
+func decodeStrict(t testing.TB, name string, data []byte, v any) {
+	t.Helper()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+}
+
 // parseProfiles decodes and compiles a profiles file written in a test.
 func parseProfiles(t testing.TB, text string) (*Profiles, []SpecError) {
 	t.Helper()
 	var f ProfilesFile
-	dec := yaml.NewDecoder(strings.NewReader(text))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		t.Fatalf("yaml: %v", err)
-	}
+	decodeStrict(t, "yaml", []byte(text), &f)
 	return CompileProfiles(f)
 }
 

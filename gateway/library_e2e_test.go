@@ -114,7 +114,7 @@ ingest:
   topics: [{match: devices/+/env, type: env.reading}]
 routes: [{name: cloud}]
 uplink: {url: %q, topic: "cloud/{type}/{subject}", store_dir: memory}
-`, catalogFreeAddr(t), catalogFreeAddr(t), hash, cloudURL)
+`, uplinktest.FreeAddr(t), uplinktest.FreeAddr(t), hash, cloudURL)
 	for name, text := range map[string]string{"flowgate.yaml": cfg, "profiles.yaml": libraryProfiles, "catalog.yaml": libraryCatalog} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
 			t.Fatal(err)
@@ -145,16 +145,6 @@ uplink: {url: %q, topic: "cloud/{type}/{subject}", store_dir: memory}
 		t.Fatal("gateway not ready after 10s")
 	}
 	return g
-}
-
-func catalogFreeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // catalogDevice connects as device reefer-1.

@@ -24,10 +24,9 @@ type distinctOp struct {
 // distinctKey is what one key has seen. A key has at most one timer, set
 // for when its oldest value falls out of the period.
 type distinctKey struct {
-	seen     map[string]seenAt
-	active   bool // the count has reached atLeast and that was emitted
-	timerAt  int64
-	timerSet bool
+	seen   map[string]seenAt
+	active bool // the count has reached atLeast and that was emitted
+	timer  keyTimer
 }
 
 // seenAt is a value's latest event.
@@ -57,8 +56,8 @@ func (o *distinctOp) event(r *rule, key []byte, ev *event.Event, t int64) {
 	if !had || t >= old.t {
 		k.seen[string(v)] = seenAt{t, ev.ID}
 	}
-	if !k.timerSet {
-		o.setTimer(r, string(key), k, t+o.within+1)
+	if !k.timer.set {
+		k.timer.arm(r, string(key), t+o.within+1)
 	}
 	if had && t-old.t <= o.within {
 		return // a value already counted: the count has not grown
@@ -102,19 +101,13 @@ func (o *distinctOp) emit(r *rule, key string, k *distinctKey, ev *event.Event, 
 	r.produce(r.emit.typ, key, t, out, ev, causes)
 }
 
-func (o *distinctOp) setTimer(r *rule, key string, k *distinctKey, at int64) {
-	k.timerAt, k.timerSet = at, true
-	r.e.schedule(r, key, at)
-}
-
 // fire forgets the values that have fallen out of the period, and the key
 // when none are left.
 func (o *distinctOp) fire(r *rule, key string, at int64) {
 	k := o.keys[key]
-	if k == nil || !k.timerSet || k.timerAt != at {
+	if k == nil || !k.timer.due(at) {
 		return
 	}
-	k.timerSet = false
 	oldest := int64(math.MaxInt64)
 	for v, s := range k.seen {
 		if at-s.t > o.within {
@@ -130,7 +123,7 @@ func (o *distinctOp) fire(r *rule, key string, at int64) {
 		delete(o.keys, key)
 		return
 	}
-	o.setTimer(r, key, k, oldest+o.within+1)
+	k.timer.arm(r, key, oldest+o.within+1)
 }
 
 func (c *compiler) distinct(s *DistinctSpec) operator {

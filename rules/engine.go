@@ -255,6 +255,30 @@ func (e *Engine) dispatch(ev *event.Event) {
 	}
 }
 
+// keyTimer is the one timer an operator keeps pending for a key, so that a
+// key read every second holds one entry in the timer heap, not one per
+// event: the operator arms it once, and when it fires either acts or arms
+// it again for the time now due.
+type keyTimer struct {
+	at  int64
+	set bool
+}
+
+// arm sets the key's timer for at.
+func (k *keyTimer) arm(r *rule, key string, at int64) {
+	k.at, k.set = at, true
+	r.e.schedule(r, key, at)
+}
+
+// due reports whether a timer firing at at is this one, and disarms it.
+func (k *keyTimer) due(at int64) bool {
+	if !k.set || k.at != at {
+		return false
+	}
+	k.set = false
+	return true
+}
+
 // schedule sets a timer for a rule's key.
 func (e *Engine) schedule(r *rule, key string, at int64) {
 	e.seq++

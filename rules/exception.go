@@ -78,16 +78,21 @@ func (o *changeOp) fire(*rule, string, int64) {}
 // thresholdOp emits when a field crosses a limit, and (with clear_type)
 // when it comes back past the clearing limit.
 type thresholdOp struct {
-	f                field
-	above            bool    // the condition is value > limit; else value < limit
-	limit, clearAt   float64 // clearAt is limit when no hysteresis is given
-	active           map[string]bool
-	startID, startAt map[string]string
+	f              field
+	above          bool    // the condition is value > limit; else value < limit
+	limit, clearAt float64 // clearAt is limit when no hysteresis is given
+	active         map[string]thresholdStart
+}
+
+// thresholdStart is the event that started a key's condition.
+type thresholdStart struct {
+	id string
+	at time.Time
 }
 
 func (o *thresholdOp) fresh() operator {
 	c := *o
-	c.active, c.startID, c.startAt = map[string]bool{}, map[string]string{}, map[string]string{}
+	c.active = map[string]thresholdStart{}
 	return &c
 }
 
@@ -96,7 +101,7 @@ func (o *thresholdOp) event(r *rule, key []byte, ev *event.Event, t int64) {
 	if !ok {
 		return
 	}
-	on := o.active[string(key)]
+	start, on := o.active[string(key)]
 	var enter, leave bool
 	if o.above {
 		enter, leave = !on && v > o.limit, on && v < o.clearAt
@@ -105,19 +110,15 @@ func (o *thresholdOp) event(r *rule, key []byte, ev *event.Event, t int64) {
 	}
 	switch {
 	case enter:
-		k := string(key)
-		o.active[k], o.startID[k], o.startAt[k] = true, ev.ID, ev.Time.UTC().Format(time.RFC3339Nano)
+		o.active[string(key)] = thresholdStart{ev.ID, ev.Time}
 		out := map[string]any{"field": o.f.text, "value": round(v), "limit": o.limit}
-		r.produce(r.emit.typ, k, t, out, ev, []string{ev.ID})
+		r.produce(r.emit.typ, string(key), t, out, ev, []string{ev.ID})
 	case leave:
-		k := string(key)
-		out := map[string]any{"field": o.f.text, "value": round(v), "limit": o.clearAt, "started": o.startAt[k]}
-		causes := []string{o.startID[k], ev.ID}
-		delete(o.active, k)
-		delete(o.startID, k)
-		delete(o.startAt, k)
+		delete(o.active, string(key))
 		if r.emit.clearType != "" {
-			r.produce(r.emit.clearType, k, t, out, ev, causes)
+			out := map[string]any{"field": o.f.text, "value": round(v), "limit": o.clearAt,
+				"started": start.at.UTC().Format(time.RFC3339Nano)}
+			r.produce(r.emit.clearType, string(key), t, out, ev, []string{start.id, ev.ID})
 		}
 	}
 }

@@ -28,8 +28,7 @@ type rfidStay struct {
 	firstID     string
 	lastEv      *event.Event // the latest read, for the departure's emit fields
 	reads       int
-	timerAt     int64
-	timerSet    bool
+	timer       keyTimer
 }
 
 func (o *rfidOp) fresh() operator {
@@ -68,14 +67,9 @@ func (o *rfidOp) event(r *rule, key []byte, ev *event.Event, t int64) {
 	}
 	st.reader, st.first, st.last, st.firstID, st.lastEv, st.reads = string(rd), t, t, ev.ID, ev, 1
 	r.produce(r.emit.typ, k, t, map[string]any{"reader": st.reader}, ev, []string{ev.ID})
-	if !st.timerSet {
-		o.setTimer(r, k, st, t+o.quiet)
+	if !st.timer.set {
+		st.timer.arm(r, k, t+o.quiet)
 	}
-}
-
-func (o *rfidOp) setTimer(r *rule, key string, st *rfidStay, at int64) {
-	st.timerAt, st.timerSet = at, true
-	r.e.schedule(r, key, at)
 }
 
 // depart emits the end of a stay at time at.
@@ -94,12 +88,11 @@ func (o *rfidOp) depart(r *rule, key string, st *rfidStay, at int64, reason stri
 
 func (o *rfidOp) fire(r *rule, key string, at int64) {
 	st := o.tags[key]
-	if st == nil || !st.timerSet || st.timerAt != at {
+	if st == nil || !st.timer.due(at) {
 		return
 	}
-	st.timerSet = false
 	if due := st.last + o.quiet; due > at {
-		o.setTimer(r, key, st, due) // read again since the timer was set
+		st.timer.arm(r, key, due) // read again since the timer was set
 		return
 	}
 	delete(o.tags, key)

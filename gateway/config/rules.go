@@ -71,11 +71,6 @@ func (c *Config) validateRules(k *checker) {
 		routes[rt.Name] = true
 	}
 	set, errs := rules.LoadFiles(r.Files, rules.Known{Routes: routes})
-	for i, e := range errs {
-		if e.File == "" {
-			errs[i].File = r.Files[0]
-		}
-	}
 	k.errs = append(k.errs, errs...)
 	if len(errs) == 0 {
 		r.set = set

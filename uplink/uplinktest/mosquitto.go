@@ -201,6 +201,13 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// FreeAddr is a loopback host:port that is free right now, for a server a
+// test starts.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return fmt.Sprintf("127.0.0.1:%d", freePort(t))
+}
+
 func writeConfig(t testing.TB, port int, extra []string) string {
 	t.Helper()
 	lines := []string{

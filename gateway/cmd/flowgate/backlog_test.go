@@ -49,8 +49,8 @@ func TestStartWithBacklog(t *testing.T) {
 	}
 	n := backlogEvents(t)
 	bin := buildPlain(t)
-	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
-	cloudURL := "mqtt://" + freeAddr(t) // nothing listens there
+	mqttAddr, httpAddr := uplinktest.FreeAddr(t), uplinktest.FreeAddr(t)
+	cloudURL := "mqtt://" + uplinktest.FreeAddr(t) // nothing listens there
 	cfg := testConfig(t, cloudURL, mqttAddr, httpAddr,
 		"shutdown_timeout: 10s", "shutdown_timeout: 1s",
 		"level: debug", "level: info",

@@ -45,7 +45,7 @@ func TestChaos(t *testing.T) {
 	// mosquitto does not deliver what it receives before that to a session
 	// it restored from its database.
 	gate := newCloudGate(t, cloud.Addr())
-	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	mqttAddr, httpAddr := uplinktest.FreeAddr(t), uplinktest.FreeAddr(t)
 	cfg := testConfig(t, "mqtt://"+gate.addr(), mqttAddr, httpAddr) // a durable outbox in a temporary directory
 	g := startGateway(t, cfg, mqttAddr, httpAddr)
 

@@ -16,7 +16,7 @@ import (
 func TestAlarmClassEndToEnd(t *testing.T) {
 	cloud := uplinktest.StartMosquitto(t)
 	cloud.Stop()
-	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	mqttAddr, httpAddr := uplinktest.FreeAddr(t), uplinktest.FreeAddr(t)
 	cfg := testConfig(t, cloud.URL(), mqttAddr, httpAddr,
 		"routes:\n", "routes:\n  - name: hot\n    filter: 'data.temperature > 30'\n    class: alarm\n",
 		// Attempts at least half a second apart: the collector below

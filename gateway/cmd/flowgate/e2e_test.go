@@ -42,16 +42,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // gatewayProc is a running flowgate process.
 type gatewayProc struct {
 	cmd      *exec.Cmd
@@ -227,7 +217,7 @@ func decodeEvent(t *testing.T, m uplinktest.Message) cloudEvent {
 func TestEndToEnd(t *testing.T) {
 	cloud := uplinktest.StartMosquitto(t)
 	got := uplinktest.Subscribe(t, cloud.URL(), "cloud/#")
-	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	mqttAddr, httpAddr := uplinktest.FreeAddr(t), uplinktest.FreeAddr(t)
 	g := startGateway(t, testConfig(t, cloud.URL(), mqttAddr, httpAddr), mqttAddr, httpAddr)
 
 	dev, _, err := device(t, mqttAddr, "dev-1", "pw")
@@ -300,7 +290,7 @@ func TestEndToEnd(t *testing.T) {
 func TestSecurity(t *testing.T) {
 	cloud := uplinktest.StartMosquitto(t)
 	got := uplinktest.Subscribe(t, cloud.URL(), "cloud/#")
-	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	mqttAddr, httpAddr := uplinktest.FreeAddr(t), uplinktest.FreeAddr(t)
 	startGateway(t, testConfig(t, cloud.URL(), mqttAddr, httpAddr), mqttAddr, httpAddr)
 
 	if _, ack, err := device(t, mqttAddr, "dev-1", "wrong"); err == nil || ack == nil || ack.ReasonCode != 0x86 {
@@ -349,7 +339,7 @@ func TestSecurity(t *testing.T) {
 func TestDeadLetter(t *testing.T) {
 	cloud := uplinktest.StartMosquitto(t)
 	got := uplinktest.Subscribe(t, cloud.URL(), "cloud/#")
-	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	mqttAddr, httpAddr := uplinktest.FreeAddr(t), uplinktest.FreeAddr(t)
 	startGateway(t, testConfig(t, cloud.URL(), mqttAddr, httpAddr), mqttAddr, httpAddr)
 
 	watcher, _, err := device(t, mqttAddr, "watcher", "pw")
@@ -419,7 +409,7 @@ func TestDeadLetter(t *testing.T) {
 func TestWillIsAnEvent(t *testing.T) {
 	cloud := uplinktest.StartMosquitto(t)
 	got := uplinktest.Subscribe(t, cloud.URL(), "cloud/#")
-	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	mqttAddr, httpAddr := uplinktest.FreeAddr(t), uplinktest.FreeAddr(t)
 	startGateway(t, testConfig(t, cloud.URL(), mqttAddr, httpAddr), mqttAddr, httpAddr)
 
 	conn, err := net.DialTimeout("tcp", mqttAddr, 5*time.Second)
@@ -445,8 +435,8 @@ func TestWillIsAnEvent(t *testing.T) {
 // queue full, a device's next publish blocks; SIGTERM must still stop the
 // gateway within its shutdown timeout, leaving that publish unacknowledged.
 func TestShutdownWithCloudDown(t *testing.T) {
-	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
-	cloudURL := "mqtt://" + freeAddr(t) // nothing listens there
+	mqttAddr, httpAddr := uplinktest.FreeAddr(t), uplinktest.FreeAddr(t)
+	cloudURL := "mqtt://" + uplinktest.FreeAddr(t) // nothing listens there
 	cfg := testConfig(t, cloudURL, mqttAddr, httpAddr, "shutdown_timeout: 10s", "shutdown_timeout: 2s",
 		"topic: cloud/{gateway}/{type}/{subject}", "topic: cloud/{gateway}/{type}/{subject}\n  queue_size: 1\n  when_full: reject")
 	g := startGateway(t, cfg, mqttAddr, httpAddr)
@@ -530,8 +520,8 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.NewReplacer("127.0.0.1:11883", freeAddr(t), "127.0.0.1:18080", freeAddr(t),
-		"127.0.0.1:18830", freeAddr(t), "store_dir: ../.flowgate/demo-outbox", "store_dir: "+t.TempDir(),
+	cfg := strings.NewReplacer("127.0.0.1:11883", uplinktest.FreeAddr(t), "127.0.0.1:18080", uplinktest.FreeAddr(t),
+		"127.0.0.1:18830", uplinktest.FreeAddr(t), "store_dir: ../.flowgate/demo-outbox", "store_dir: "+t.TempDir(),
 		"track: tracks/", "track: "+abs(t, "../../../configs/tracks")+"/").Replace(string(demo))
 	path := filepath.Join(t.TempDir(), "demo.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {

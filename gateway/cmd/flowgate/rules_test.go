@@ -37,7 +37,7 @@ func TestRulesEndToEnd(t *testing.T) {
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	mqttAddr, httpAddr := uplinktest.FreeAddr(t), uplinktest.FreeAddr(t)
 	cfg := testConfig(t, cloud.URL(), mqttAddr, httpAddr,
 		"routes:\n  - name: cloud\n    filter: 'data.skip != true'\n",
 		fmt.Sprintf(`routes:

@@ -81,7 +81,7 @@ func deliveredReadings(t *testing.T, cloud *uplinktest.Mosquitto, cfg, mqttAddr,
 func TestStoreSalvage(t *testing.T) {
 	cloud := uplinktest.StartMosquitto(t)
 	cloud.Shutdown()
-	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	mqttAddr, httpAddr := uplinktest.FreeAddr(t), uplinktest.FreeAddr(t)
 	cfg := testConfig(t, cloud.URL(), mqttAddr, httpAddr, "shutdown_timeout: 10s", "shutdown_timeout: 1s")
 	dir := storeDirOf(t, cfg)
 	const n = 50
@@ -126,7 +126,7 @@ func TestStoreSalvage(t *testing.T) {
 func TestStoreQuarantine(t *testing.T) {
 	cloud := uplinktest.StartMosquitto(t)
 	cloud.Shutdown()
-	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	mqttAddr, httpAddr := uplinktest.FreeAddr(t), uplinktest.FreeAddr(t)
 	cfg := testConfig(t, cloud.URL(), mqttAddr, httpAddr, "shutdown_timeout: 10s", "shutdown_timeout: 1s")
 	dir := storeDirOf(t, cfg)
 	const n = 20
@@ -202,7 +202,7 @@ func TestStoreUsage(t *testing.T) {
 			t.Errorf("flowgate %v: exit %d\n%s%s\nwant %d and %q", c.args, code, stdout, stderr, c.code, c.want)
 		}
 	}
-	cfg := testConfig(t, "mqtt://127.0.0.1:1", freeAddr(t), freeAddr(t))
+	cfg := testConfig(t, "mqtt://127.0.0.1:1", uplinktest.FreeAddr(t), uplinktest.FreeAddr(t))
 	memory := strings.Replace(readFile(t, cfg), "store_dir: ", "store_dir: memory\n  # ", 1)
 	if err := os.WriteFile(cfg, []byte(memory), 0o600); err != nil {
 		t.Fatal(err)
