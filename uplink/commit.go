@@ -290,6 +290,9 @@ func (m *meta) add(name string, cost int64) {
 		lm.N--
 	}
 	lm.Bytes += cost
+	if lm.N <= 0 || lm.Bytes < 0 {
+		lm.Bytes = 0 // a damaged record's cost is Badger's estimate: never count below empty
+	}
 	m.Lanes[name] = lm
 }
 

@@ -189,7 +189,7 @@ func TestCorruptTableBlock(t *testing.T) {
 	overwrite(t, sst, fi.Size()*2/5, 4096, 0)
 	u, c := deliverFrom(t, dir, uplink.Options{})
 	s := settle(t, u)
-	seen := arrivedInOrder(t, evs, c.Messages())
+	seen := arrivedInOrder(t, evs, c.WaitN(t, int(s.Forwarded), waitTimeout))
 	t.Logf("%d of %d delivered; Stats: queued %d, quarantined %d", len(seen), len(evs), s.Queued, s.Quarantined)
 	if len(seen) == 0 || len(seen) == len(evs) {
 		t.Fatalf("%d of %d events delivered: the damage should cost some, not all", len(seen), len(evs))
@@ -230,7 +230,7 @@ func TestCorruptTruncatedLog(t *testing.T) {
 	}
 	u, c := deliverFrom(t, crashed, uplink.Options{})
 	s := settle(t, u)
-	seen := arrivedInOrder(t, evs, c.Messages())
+	seen := arrivedInOrder(t, evs, c.WaitN(t, int(s.Forwarded), waitTimeout))
 	if s.Queued != 0 || len(seen) < len(evs)/2 || len(seen) >= len(evs) || !seen[evs[len(seen)-1].ID] {
 		t.Errorf("%d delivered, Stats %+v; want every event before the cut (about 600), then nothing queued", len(seen), s)
 	}
@@ -287,9 +287,9 @@ func TestCorruptValueLog(t *testing.T) {
 	overwrite(t, vlog, fi.Size()/2, 16, 0xff) // in the second of three large values
 	u, c := deliverFrom(t, dir, opts)
 	s := settle(t, u)
-	seen := arrivedInOrder(t, evs, c.Messages())
-	if s.Queued != 0 || len(seen) != 4 || s.Quarantined != 2 || seen[evs[3].ID] || seen[evs[5].ID] {
-		t.Errorf("%d delivered, Stats %+v; want the small events and the first large one delivered, 2 quarantined", len(seen), s)
+	seen := arrivedInOrder(t, evs, c.WaitN(t, int(s.Forwarded), waitTimeout))
+	if s.Queued != 0 || s.QueuedBytes != 0 || len(seen) != 4 || s.Quarantined != 2 || seen[evs[3].ID] || seen[evs[5].ID] {
+		t.Errorf("%d delivered, Stats %+v; want the small events and the first large one delivered, 2 quarantined, 0 bytes queued", len(seen), s)
 	}
 }
 

@@ -290,6 +290,9 @@ func (o *outbox) Delete(id uint64) {
 
 // forget takes one record of cost bytes off the counts.
 func (o *outbox) forget(l *lane, cost int64) {
+	if l.n == 1 || cost > l.bytes {
+		cost = l.bytes // a damaged record's cost is Badger's estimate: never count below empty
+	}
 	o.n--
 	o.bytes -= cost
 	l.n--
