@@ -13,6 +13,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowgate/flowgate/devices"
 	"github.com/flowgate/flowgate/gateway/config"
@@ -39,27 +40,30 @@ type Gateway struct {
 	upRunning  atomic.Bool
 	ready      chan struct{} // closed once the broker listens
 	subID      atomic.Int32  // last inline subscription id
+
+	load     func() (*config.Config, error) // reads the config again; nil: no reloads
+	reloadMu sync.Mutex                     // one reload at a time
+	running  *config.Config                 // the config the registry and rules in force came from
+	reloads  *prometheus.CounterVec
 }
 
 // New builds a gateway from a validated config. It opens nothing: Run does.
 func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, log: log, m: newMetrics(), ready: make(chan struct{})}
+	g := &Gateway{cfg: cfg, running: cfg, log: log, m: newMetrics(), ready: make(chan struct{})}
 	reg, err := devices.NewRegistry(deviceList(cfg.Devices), cfg.Broker.AllowAnonymous)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.registry.Store(reg)
+	g.reloads = reloadMetrics(g.m.reg)
 	router, err := rules.NewRouter(routeList(cfg.Routes, cfg.Uplink.Classes))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	flow := &rules.Flow{Router: router, LateTopic: cfg.Rules.LateTopic}
-	if set := cfg.RuleSet(); set.Len() > 0 {
-		opts := cfg.EngineOptions()
-		opts.Logger = log.With("component", "rules")
-		flow.Engine = rules.NewEngine(set, opts)
-		g.m.watchRules(flow.Engine)
-	}
+	opts := cfg.EngineOptions()
+	opts.Logger = log.With("component", "rules")
+	flow := rules.NewFlow(router, rules.NewEngine(cfg.RuleSet(), opts), cfg.Rules.LateTopic)
+	g.m.watchRules(flow.Engine())
 	g.up, err = uplink.New(cfg.UplinkOptions(log.With("component", "uplink")))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -111,6 +115,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 	stopClock := g.startRulesClock(&wg)
 	defer stopClock()
+	stopWatch := g.watchFiles(&wg)
+	defer stopWatch()
 	if err := g.startHTTP(&wg); err != nil {
 		g.shutdown(stopUplink, stopClock)
 		return err

@@ -9,11 +9,9 @@ import (
 // startRulesClock moves the rules engine's clock on every rules.tick:
 // windows close and absences fire as event time passes, even when no event
 // comes. The returned function makes it tick once more and stop, and waits
-// for that; it is safe to call twice.
+// for that; it is safe to call twice. It runs with no rules too: a reload
+// may bring some.
 func (g *Gateway) startRulesClock(wg *sync.WaitGroup) context.CancelFunc {
-	if g.pipe.flow.Engine == nil {
-		return func() {}
-	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	wg.Add(1)

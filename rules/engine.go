@@ -71,6 +71,7 @@ type Engine struct {
 	depth   int
 
 	processed, derived, late atomic.Uint64
+	nrules                   atomic.Int64 // len(rules), read without the lock
 }
 
 // sourceClock is what the engine knows of one source's time.
@@ -117,19 +118,27 @@ func NewEngine(set *RuleSet, opts Options) *Engine {
 	e := &Engine{opts: opts, byType: map[string][]*rule{}, sources: map[string]*sourceClock{}, wm: math.MinInt64}
 	e.timers.less = timerBefore
 	for i, r := range set.rules {
-		r := r.fresh()
-		r.idx = i
-		r.e = e
-		r.emit.source = opts.Source + "/rules/" + r.name
-		e.rules = append(e.rules, r)
-		if len(r.types) == 0 {
-			e.anyType = append(e.anyType, r)
-		}
-		for _, t := range r.types {
-			e.byType[t] = append(e.byType[t], r)
-		}
+		e.bind(r, i)
 	}
+	e.nrules.Store(int64(len(e.rules)))
 	return e
+}
+
+// bind adds a stateless copy of compiled rule r to the engine as its i-th
+// rule, indexed by the types it matches.
+func (e *Engine) bind(r *rule, i int) *rule {
+	r = r.fresh()
+	r.idx = i
+	r.e = e
+	r.emit.source = e.opts.Source + "/rules/" + r.name
+	e.rules = append(e.rules, r)
+	if len(r.types) == 0 {
+		e.anyType = append(e.anyType, r)
+	}
+	for _, t := range r.types {
+		e.byType[t] = append(e.byType[t], r)
+	}
+	return r
 }
 
 // Stats returns the engine's counters.
@@ -150,6 +159,9 @@ func (e *Engine) Watermark() time.Time {
 
 // Process takes one input event and calls emit for what it causes now.
 func (e *Engine) Process(ev *event.Event, emit func(Derived)) {
+	if e.nrules.Load() == 0 {
+		return // no rules: nothing to keep time for, and nothing is late
+	}
 	t := ev.Time.UnixNano()
 	e.mu.Lock()
 	sc := e.sources[ev.Source]

@@ -33,6 +33,7 @@ type rule struct {
 	by            []field         // the key; empty: the subject
 	op            operator
 	emit          emitter
+	def           [32]byte // the definition's fingerprint (replace.go)
 
 	e       *Engine
 	idx     int    // its place in the engine, for a stable order of timers
