@@ -45,6 +45,7 @@ type Gateway struct {
 	reloadMu sync.Mutex                     // one reload at a time
 	running  *config.Config                 // the config the registry and rules in force came from
 	reloads  *prometheus.CounterVec
+	ck       checkpoints // only the rules clock's goroutine uses it after Run starts
 }
 
 // New builds a gateway from a validated config. It opens nothing: Run does.
@@ -56,6 +57,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.registry.Store(reg)
 	g.reloads = reloadMetrics(g.m.reg)
+	g.ck = newCheckpoints(g.m.reg)
 	router, err := rules.NewRouter(routeList(cfg.Routes, cfg.Uplink.Classes))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -102,6 +104,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		_ = g.up.Close(context.Background())
 		return fmt.Errorf("gateway: %w", err)
 	}
+	g.restoreRules()
 	upCtx, stopUplink := context.WithCancel(context.Background())
 	defer stopUplink()
 	upErr := make(chan error, 1)

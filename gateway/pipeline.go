@@ -161,6 +161,14 @@ func (p *pipeline) deadLetter(d *devices.Device, clientID, topic string, payload
 	p.log.Debug("dead letter", "device", d.ID, "topic", topic, "reason", dl.Reason, "err", err)
 }
 
+// quiet runs fn while no publish is in progress: every publish that the
+// rules have seen has been delivered (or refused). New publishes wait.
+func (p *pipeline) quiet(fn func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fn()
+}
+
 // close stops new publishes and waits for those in progress. If ctx ends
 // first, blocked uplink enqueues are cancelled (those publishes are not
 // acknowledged to their devices, which resend them) and close waits for them.

@@ -67,6 +67,7 @@ type Engine struct {
 	wm      int64 // the watermark, unix ns: every timer at or before it has fired
 	timers  minHeap[timer]
 	seq     uint64 // timer tie-breaker, so equal times fire in the order set
+	version uint64 // counts changes to the state (checkpoint.go)
 	out     []Derived
 	depth   int
 
@@ -79,6 +80,12 @@ type sourceClock struct {
 	max  int64                 // the newest event time seen
 	seen int64                 // processing time it was last heard from
 	held minHeap[*event.Event] // with AllowedLateness: events waiting for their turn
+}
+
+func newSourceClock() *sourceClock {
+	sc := &sourceClock{max: math.MinInt64}
+	sc.held.less = func(a, b *event.Event) bool { return a.Time.Before(b.Time) }
+	return sc
 }
 
 // timer fires a rule's key at an event time.
@@ -164,10 +171,10 @@ func (e *Engine) Process(ev *event.Event, emit func(Derived)) {
 	}
 	t := ev.Time.UnixNano()
 	e.mu.Lock()
+	e.version++
 	sc := e.sources[ev.Source]
 	if sc == nil {
-		sc = &sourceClock{max: math.MinInt64}
-		sc.held.less = func(a, b *event.Event) bool { return a.Time.Before(b.Time) }
+		sc = newSourceClock()
 		e.sources[ev.Source] = sc
 	}
 	sc.seen = e.opts.Now().UnixNano()
@@ -189,6 +196,7 @@ func (e *Engine) Process(ev *event.Event, emit func(Derived)) {
 // release hands on a source's held events up to time upTo, oldest first.
 func (e *Engine) release(sc *sourceClock, upTo int64) {
 	for sc.held.Len() > 0 && sc.held.Peek().Time.UnixNano() <= upTo {
+		e.version++
 		e.dispatch(sc.held.Pop())
 	}
 }
@@ -235,6 +243,7 @@ func (e *Engine) advanceTo(wm int64) {
 	e.wm = wm
 	for e.timers.Len() > 0 && e.timers.Peek().at <= wm {
 		tm := e.timers.Pop()
+		e.version++
 		tm.r.op.fire(tm.r, tm.key, tm.at)
 	}
 }

@@ -53,6 +53,7 @@ func (e *Engine) Replace(set *RuleSet) (kept int) {
 		}
 	}
 	e.nrules.Store(int64(len(e.rules)))
+	e.version++
 	timers := e.timers.items
 	e.timers.items = nil
 	for _, tm := range timers {
