@@ -30,7 +30,7 @@ func (e *Engine) Version() uint64 {
 func (e *Engine) Snapshot() ([]byte, uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	w := &enc{b: append(make([]byte, 0, 4096), stateMagic...)}
+	w := &enc{b: append(make([]byte, 0, max(4096, e.snapSize+e.snapSize/4)), stateMagic...)}
 	w.i(e.wm)
 	w.u(e.seq)
 	saveMap(w, e.sources, func(w *enc, sc *sourceClock) {
@@ -38,13 +38,12 @@ func (e *Engine) Snapshot() ([]byte, uint64) {
 		w.events(sc.held.items)
 	})
 	w.n(len(e.rules))
-	var op enc
 	for _, r := range e.rules {
 		w.s(r.name)
 		w.raw(r.def[:])
-		op.b = op.b[:0]
-		r.op.save(&op)
-		w.raw(op.b)
+		at := w.sized()
+		r.op.save(w)
+		w.size(at)
 	}
 	w.n(e.timers.Len())
 	for _, tm := range e.timers.items {
@@ -53,6 +52,7 @@ func (e *Engine) Snapshot() ([]byte, uint64) {
 		w.i(tm.at)
 		w.u(tm.seq)
 	}
+	e.snapSize = len(w.b)
 	return w.b, e.version
 }
 
@@ -80,7 +80,7 @@ func (e *Engine) Restore(b []byte) (restored int, err error) {
 	}
 	ops := map[*rule]operator{}
 	for range d.n() {
-		name, def, state := d.s(), d.raw(), d.raw()
+		name, def, state := d.s(), d.raw(), d.sized()
 		r := byName[name]
 		if d.err != nil || r == nil || !bytes.Equal(def, r.def[:]) {
 			continue // gone or changed: it starts empty

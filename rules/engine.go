@@ -62,14 +62,15 @@ type Engine struct {
 	byType  map[string][]*rule
 	anyType []*rule
 
-	mu      sync.Mutex
-	sources map[string]*sourceClock
-	wm      int64 // the watermark, unix ns: every timer at or before it has fired
-	timers  minHeap[timer]
-	seq     uint64 // timer tie-breaker, so equal times fire in the order set
-	version uint64 // counts changes to the state (checkpoint.go)
-	out     []Derived
-	depth   int
+	mu       sync.Mutex
+	sources  map[string]*sourceClock
+	wm       int64 // the watermark, unix ns: every timer at or before it has fired
+	timers   minHeap[timer]
+	seq      uint64 // timer tie-breaker, so equal times fire in the order set
+	version  uint64 // counts changes to the state (checkpoint.go)
+	snapSize int    // the last snapshot's size, to allocate the next at once
+	out      []Derived
+	depth    int
 
 	processed, derived, late atomic.Uint64
 	nrules                   atomic.Int64 // len(rules), read without the lock

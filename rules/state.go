@@ -32,6 +32,15 @@ func (w *enc) raw(v []byte) {
 	w.b = append(w.b, v...)
 }
 
+// sized starts a part whose length is written in front of it once it is
+// done (size), so that a reader can skip it whole; it returns where.
+func (w *enc) sized() int {
+	w.b = append(w.b, 0, 0, 0, 0, 0, 0, 0, 0)
+	return len(w.b)
+}
+
+func (w *enc) size(at int) { binary.LittleEndian.PutUint64(w.b[at-8:], uint64(len(w.b)-at)) }
+
 func (w *enc) bool(v bool) {
 	if v {
 		w.b = append(w.b, 1)
@@ -119,6 +128,24 @@ func (d *dec) f() float64 {
 func (d *dec) raw() []byte {
 	n := d.n()
 	v := slices.Clone(d.b[:n])
+	d.b = d.b[n:]
+	return v
+}
+
+// sized reads a part written between enc.sized and enc.size, without
+// copying it.
+func (d *dec) sized() []byte {
+	if len(d.b) < 8 {
+		d.fail()
+		return nil
+	}
+	n := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	v := d.b[:n]
 	d.b = d.b[n:]
 	return v
 }
