@@ -53,6 +53,7 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 		relativeTo(path, &c.Uplink.StoreDir)
 	}
 	relativeTo(path, &c.Uplink.CAFile, &c.Uplink.CertFile, &c.Uplink.KeyFile)
+	c.resolveBrokerFiles(path)
 	c.resolveRuleFiles(path)
 	errs = append(errs, c.validate()...)
 	if err := errs.Err(); err != nil {
