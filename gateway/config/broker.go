@@ -114,10 +114,8 @@ func (c *Config) validateBrokerTLS(k *checker) {
 		k.errorf("broker.tls.listen", "%q is also broker.listen", t.Listen)
 	}
 	switch {
-	case t.CertFile == "":
-		k.errorf("broker.tls.cert_file", "is required with broker.tls.listen")
-	case t.KeyFile == "":
-		k.errorf("broker.tls.key_file", "is required with broker.tls.listen")
+	case t.CertFile == "" || t.KeyFile == "":
+		k.errorf("broker.tls.listen", "needs cert_file and key_file: the broker's certificate and its key")
 	default:
 		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
 			k.errorf("broker.tls.cert_file", "%v", err)
