@@ -39,6 +39,8 @@ fuzz: ## a short run of every fuzz test
 	$(GO) test -run='^$$' -fuzz=FuzzParseCRL -fuzztime=$(FUZZTIME) ./gateway/brokertls/
 	$(GO) test -run='^$$' -fuzz=FuzzReceiver -fuzztime=$(FUZZTIME) ./sensors/gps/
 	$(GO) test -run='^$$' -fuzz=FuzzParseTrack -fuzztime=$(FUZZTIME) ./sensors/sim/
+	for f in FuzzParseRules FuzzFilter FuzzLookup FuzzRestore; do \
+		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./rules/ || exit 1; done
 	for f in FuzzStoreRecords FuzzMeta FuzzParseLog FuzzParseKey FuzzParseValue FuzzTopic; do \
 		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./uplink/ || exit 1; done
 

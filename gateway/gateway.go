@@ -13,6 +13,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowgate/flowgate/devices"
 	"github.com/flowgate/flowgate/gateway/config"
@@ -41,27 +42,32 @@ type Gateway struct {
 	upRunning     atomic.Bool
 	ready         chan struct{} // closed once the broker listens
 	subID         atomic.Int32  // last inline subscription id
+
+	load     func() (*config.Config, error) // reads the config again; nil: no reloads
+	reloadMu sync.Mutex                     // one reload at a time
+	running  *config.Config                 // the config the registry and rules in force came from
+	reloads  *prometheus.CounterVec
+	ck       checkpoints // only the rules clock's goroutine uses it after Run starts
 }
 
 // New builds a gateway from a validated config. It opens nothing: Run does.
 func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, log: log, m: newMetrics(), ready: make(chan struct{})}
+	g := &Gateway{cfg: cfg, running: cfg, log: log, m: newMetrics(), ready: make(chan struct{})}
 	reg, err := devices.NewRegistry(deviceList(cfg.Devices), cfg.Broker.AllowAnonymous)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.registry.Store(reg)
+	g.reloads = reloadMetrics(g.m.reg)
+	g.ck = newCheckpoints(g.m.reg)
 	router, err := rules.NewRouter(routeList(cfg.Routes, cfg.Uplink.Classes))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	flow := &rules.Flow{Router: router, LateTopic: cfg.Rules.LateTopic}
-	if set := cfg.RuleSet(); set.Len() > 0 {
-		opts := cfg.EngineOptions()
-		opts.Logger = log.With("component", "rules")
-		flow.Engine = rules.NewEngine(set, opts)
-		g.m.watchRules(flow.Engine)
-	}
+	opts := cfg.EngineOptions()
+	opts.Logger = log.With("component", "rules")
+	flow := rules.NewFlow(router, rules.NewEngine(cfg.RuleSet(), opts), cfg.Rules.LateTopic)
+	g.m.watchRules(flow.Engine())
 	g.up, err = uplink.New(cfg.UplinkOptions(log.With("component", "uplink")))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -75,13 +81,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		up:        g.up,
 		local:     func(topic string, payload []byte) error { return g.broker.Publish(topic, payload, false, 1) },
 		deadTopic: cfg.Ingest.DeadLetterTopic,
+		lateTopic: cfg.Rules.LateTopic,
 		now:       time.Now,
 		m:         g.m,
 		log:       log.With("component", "pipeline"),
 	}
 	g.pipe.init()
 	g.presence = &presenceEvents{tracker: devices.NewPresence(), pipe: g.pipe, source: "/gateways/" + cfg.Gateway.ID,
-		emit: cfg.PresenceTypes(), now: time.Now}
+		now: time.Now}
+	g.presence.setTypes(cfg.PresenceTypes())
 	g.m.watchPresence(g.presence.tracker)
 	g.m.watchLimits(g.broker)
 	hook := &brokerHook{registry: &g.registry, pipe: g.pipe, presence: g.presence, m: g.m, log: log.With("component", "auth")}
@@ -104,6 +112,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		_ = g.up.Close(context.Background())
 		return fmt.Errorf("gateway: %w", err)
 	}
+	g.restoreRules()
 	upCtx, stopUplink := context.WithCancel(context.Background())
 	defer stopUplink()
 	upErr := make(chan error, 1)
@@ -117,6 +126,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 	stopClock := g.startRulesClock(&wg)
 	defer stopClock()
+	stopWatch := g.watchFiles(&wg)
+	defer stopWatch()
 	if err := g.startHTTP(&wg); err != nil {
 		g.shutdown(stopUplink, stopClock)
 		return err

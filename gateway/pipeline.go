@@ -34,6 +34,7 @@ type pipeline struct {
 	up        sink
 	local     func(topic string, payload []byte) error // publish on the local broker
 	deadTopic string
+	lateTopic string // rules.late_topic: outputs on it are input events, not derived ones
 	now       func() time.Time
 	m         *metrics
 	log       *slog.Logger
@@ -107,7 +108,7 @@ type derivedCheck struct {
 }
 
 func (c *derivedCheck) ok(p *pipeline, o rules.Output) bool {
-	if o.Route == lateRoute && o.Topic == p.flow.LateTopic && !o.Uplink {
+	if o.Route == lateRoute && o.Topic == p.lateTopic && !o.Uplink {
 		return true // an input event the engine refused as late, not a derived one
 	}
 	if o.Event != c.last {
@@ -247,6 +248,14 @@ func (p *pipeline) publishDeadLetter(dl deadLetter, payload []byte, err error) {
 		p.log.Error("dead-letter publish failed", "topic", p.deadTopic, "err", perr)
 	}
 	p.log.Debug("dead letter", "device", dl.Device, "topic", dl.Topic, "type", dl.EventType, "reason", dl.Reason, "err", err)
+}
+
+// quiet runs fn while no publish is in progress: every publish that the
+// rules have seen has been delivered (or refused). New publishes wait.
+func (p *pipeline) quiet(fn func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fn()
 }
 
 // close stops new publishes and waits for those in progress. If ctx ends

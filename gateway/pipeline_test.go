@@ -32,7 +32,7 @@ func testPipeline(tb testing.TB, up sink, local func(string, []byte) error) *pip
 	p := &pipeline{
 		norm: &devices.Normalizer{Source: "/gateways/gw", MaxPayload: 1024,
 			Topics: []devices.IngestTopic{{Filter: "devices/+/env", Type: "env.reading"}}},
-		flow: &rules.Flow{Router: router}, up: up, local: local, deadTopic: "flowgate/deadletter", now: time.Now,
+		flow: rules.NewFlow(router, rules.NewEngine(&rules.RuleSet{}, rules.Options{}), "flowgate/late"), up: up, local: local, deadTopic: "flowgate/deadletter", now: time.Now,
 		m: newMetrics(), log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	p.init()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -64,10 +65,13 @@ func goneReason(cl *mqtt.Client, err error) string {
 type presenceEvents struct {
 	tracker *devices.Presence
 	pipe    *pipeline
-	source  string          // /gateways/{id}
-	emit    map[string]bool // the types some route lists
+	source  string                          // /gateways/{id}
+	emit    atomic.Pointer[map[string]bool] // the types some route lists; swapped by a reload
 	now     func() time.Time
 }
+
+// setTypes sets the presence event types to make: those cfg's routes list.
+func (p *presenceEvents) setTypes(types map[string]bool) { p.emit.Store(&types) }
 
 // onlineData and offlineData are the data of the presence events.
 type onlineData struct {
@@ -103,7 +107,7 @@ func (p *presenceEvents) disconnected(cl *mqtt.Client, reason string) {
 }
 
 func (p *presenceEvents) send(typ, device string, data any, now time.Time) {
-	if !p.emit[typ] {
+	if !(*p.emit.Load())[typ] {
 		return
 	}
 	b, err := json.Marshal(data)

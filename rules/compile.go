@@ -88,6 +88,7 @@ func Compile(specs []Spec) (*RuleSet, []*SpecError) {
 		names[specs[i].Name] = true
 		errs = append(errs, c.errs...)
 		if len(c.errs) == 0 {
+			r.def = definition(specs[i], r)
 			set.rules = append(set.rules, r)
 		}
 	}

@@ -62,15 +62,18 @@ type Engine struct {
 	byType  map[string][]*rule
 	anyType []*rule
 
-	mu      sync.Mutex
-	sources map[string]*sourceClock
-	wm      int64 // the watermark, unix ns: every timer at or before it has fired
-	timers  minHeap[timer]
-	seq     uint64 // timer tie-breaker, so equal times fire in the order set
-	out     []Derived
-	depth   int
+	mu       sync.Mutex
+	sources  map[string]*sourceClock
+	wm       int64 // the watermark, unix ns: every timer at or before it has fired
+	timers   minHeap[timer]
+	seq      uint64 // timer tie-breaker, so equal times fire in the order set
+	version  uint64 // counts changes to the state (checkpoint.go)
+	snapSize int    // the last snapshot's size, to allocate the next at once
+	out      []Derived
+	depth    int
 
 	processed, derived, late atomic.Uint64
+	nrules                   atomic.Int64 // len(rules), read without the lock
 }
 
 // sourceClock is what the engine knows of one source's time.
@@ -78,6 +81,12 @@ type sourceClock struct {
 	max  int64                 // the newest event time seen
 	seen int64                 // processing time it was last heard from
 	held minHeap[*event.Event] // with AllowedLateness: events waiting for their turn
+}
+
+func newSourceClock() *sourceClock {
+	sc := &sourceClock{max: math.MinInt64}
+	sc.held.less = func(a, b *event.Event) bool { return a.Time.Before(b.Time) }
+	return sc
 }
 
 // timer fires a rule's key at an event time.
@@ -117,19 +126,27 @@ func NewEngine(set *RuleSet, opts Options) *Engine {
 	e := &Engine{opts: opts, byType: map[string][]*rule{}, sources: map[string]*sourceClock{}, wm: math.MinInt64}
 	e.timers.less = timerBefore
 	for i, r := range set.rules {
-		r := r.fresh()
-		r.idx = i
-		r.e = e
-		r.emit.source = opts.Source + "/rules/" + r.name
-		e.rules = append(e.rules, r)
-		if len(r.types) == 0 {
-			e.anyType = append(e.anyType, r)
-		}
-		for _, t := range r.types {
-			e.byType[t] = append(e.byType[t], r)
-		}
+		e.bind(r, i)
 	}
+	e.nrules.Store(int64(len(e.rules)))
 	return e
+}
+
+// bind adds a stateless copy of compiled rule r to the engine as its i-th
+// rule, indexed by the types it matches.
+func (e *Engine) bind(r *rule, i int) *rule {
+	r = r.fresh()
+	r.idx = i
+	r.e = e
+	r.emit.source = e.opts.Source + "/rules/" + r.name
+	e.rules = append(e.rules, r)
+	if len(r.types) == 0 {
+		e.anyType = append(e.anyType, r)
+	}
+	for _, t := range r.types {
+		e.byType[t] = append(e.byType[t], r)
+	}
+	return r
 }
 
 // Stats returns the engine's counters.
@@ -150,12 +167,15 @@ func (e *Engine) Watermark() time.Time {
 
 // Process takes one input event and calls emit for what it causes now.
 func (e *Engine) Process(ev *event.Event, emit func(Derived)) {
+	if e.nrules.Load() == 0 {
+		return // no rules: nothing to keep time for, and nothing is late
+	}
 	t := ev.Time.UnixNano()
 	e.mu.Lock()
+	e.version++
 	sc := e.sources[ev.Source]
 	if sc == nil {
-		sc = &sourceClock{max: math.MinInt64}
-		sc.held.less = func(a, b *event.Event) bool { return a.Time.Before(b.Time) }
+		sc = newSourceClock()
 		e.sources[ev.Source] = sc
 	}
 	sc.seen = e.opts.Now().UnixNano()
@@ -177,6 +197,7 @@ func (e *Engine) Process(ev *event.Event, emit func(Derived)) {
 // release hands on a source's held events up to time upTo, oldest first.
 func (e *Engine) release(sc *sourceClock, upTo int64) {
 	for sc.held.Len() > 0 && sc.held.Peek().Time.UnixNano() <= upTo {
+		e.version++
 		e.dispatch(sc.held.Pop())
 	}
 }
@@ -223,6 +244,7 @@ func (e *Engine) advanceTo(wm int64) {
 	e.wm = wm
 	for e.timers.Len() > 0 && e.timers.Peek().at <= wm {
 		tm := e.timers.Pop()
+		e.version++
 		tm.r.op.fire(tm.r, tm.key, tm.at)
 	}
 }

@@ -181,3 +181,36 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
 }
+
+// BenchmarkSnapshot100kAbsences checkpoints an engine holding 100,000
+// pending absences (each with the event that started it) and restores the
+// checkpoint into a new engine: the snapshot is taken under the engine's
+// lock, so its time is how long events wait once per checkpoint interval.
+func BenchmarkSnapshot100kAbsences(b *testing.B) {
+	set := mustCompile(b, "rules:\n  - name: shift\n    absence: {start: {types: [start]}, end: {types: [end]}, within: 8h}\n    emit: {type: late.shift}\n")
+	const keys = 100_000
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	e := NewEngine(set, Options{})
+	for i := range keys {
+		e.Process(&event.Event{ID: "s" + strconv.Itoa(i), Source: "/s", Type: "start", Subject: "driver-" + strconv.Itoa(i),
+			Time: t0.Add(time.Duration(i) * time.Millisecond), Data: []byte(`{"driver":"d"}`)}, func(Derived) {})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var size int
+	var snapshot, restore time.Duration
+	for range b.N {
+		start := time.Now()
+		snap, _ := e.Snapshot()
+		snapshot += time.Since(start)
+		size = len(snap)
+		start = time.Now()
+		if n, err := NewEngine(set, Options{}).Restore(snap); err != nil || n != 1 {
+			b.Fatalf("restore: %d rules, %v", n, err)
+		}
+		restore += time.Since(start)
+	}
+	b.ReportMetric(float64(size)/keys, "B/key")
+	b.ReportMetric(float64(snapshot.Milliseconds())/float64(b.N), "ms-snapshot")
+	b.ReportMetric(float64(restore.Milliseconds())/float64(b.N), "ms-restore")
+}

@@ -53,6 +53,15 @@ func TestGolden(t *testing.T) {
 				if !bytes.Equal(got, want) {
 					t.Errorf("%s: output differs from expected.jsonl\n%s", filepath.Base(in), lineDiff(string(want), string(got)))
 				}
+				// A restart (checkpoint, then restore into a new engine)
+				// after any input changes nothing.
+				for _, every := range []int{1, 3} {
+					o := opts
+					o.restartEvery = every
+					if got := replayFile(t, set, in, o); !bytes.Equal(got, want) {
+						t.Errorf("%s, restarting every %d inputs: output differs\n%s", filepath.Base(in), every, lineDiff(string(want), string(got)))
+					}
+				}
 			}
 		})
 	}

@@ -21,6 +21,10 @@ type ReplayOptions struct {
 	Until time.Duration
 	// Source prefixes derived events' sources, as the gateway id does.
 	Source string
+
+	// restartEvery, in tests, carries the engine's state over to a new
+	// engine through a checkpoint every so many inputs, as a restart would.
+	restartEvery int
 }
 
 // inputLine is one line of a replay input: a CloudEvent in structured JSON,
@@ -42,8 +46,9 @@ type inputLine struct {
 // "line-N"; without a source, /devices/{subject}.
 func Replay(set *RuleSet, in io.Reader, opts ReplayOptions, emit func(Derived)) error {
 	var now time.Time
-	e := NewEngine(set, Options{Source: opts.Source, AllowedLateness: opts.AllowedLateness,
-		IdleTimeout: opts.IdleTimeout, Now: func() time.Time { return now }})
+	eopts := Options{Source: opts.Source, AllowedLateness: opts.AllowedLateness,
+		IdleTimeout: opts.IdleTimeout, Now: func() time.Time { return now }}
+	e := NewEngine(set, eopts)
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	line := 0
@@ -62,6 +67,13 @@ func Replay(set *RuleSet, in io.Reader, opts ReplayOptions, emit func(Derived)) 
 		}
 		e.Process(ev, emit)
 		e.Advance(emit)
+		if opts.restartEvery > 0 && line%opts.restartEvery == 0 {
+			b, _ := e.Snapshot()
+			e = NewEngine(set, eopts)
+			if _, err := e.Restore(b); err != nil {
+				return err
+			}
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("rules: reading input: line %d: %w", line+1, err)

@@ -21,6 +21,10 @@ type operator interface {
 	fire(r *rule, key string, at int64)
 	// fresh returns an operator of the same definition and no state.
 	fresh() operator
+	// save writes the operator's state to a checkpoint; load reads it
+	// back into a fresh operator (opstate.go).
+	save(w *enc)
+	load(d *dec)
 }
 
 // rule is a compiled rule, bound to one engine.
@@ -33,6 +37,7 @@ type rule struct {
 	by            []field         // the key; empty: the subject
 	op            operator
 	emit          emitter
+	def           [32]byte // the definition's fingerprint (replace.go)
 
 	e       *Engine
 	idx     int    // its place in the engine, for a stable order of timers

@@ -50,6 +50,10 @@ type Config struct {
 type Gateway struct {
 	ID              string        `yaml:"id"`               // part of every event's source: /gateways/{id}
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"` // how long an ordered shutdown may take before giving up
+	// ReloadCheck is how often the files the config reads are checked for
+	// changes; a change reloads the device registry and the rules. 0: only
+	// SIGHUP reloads.
+	ReloadCheck time.Duration `yaml:"reload_check"`
 }
 
 // Log chooses how the gateway logs.
@@ -186,7 +190,7 @@ const MemoryStore = "memory"
 // file says and is validated as such; only absent keys take defaults.
 func Default() *Config {
 	return &Config{
-		Gateway: Gateway{ID: "flowgate", ShutdownTimeout: 15 * time.Second},
+		Gateway: Gateway{ID: "flowgate", ShutdownTimeout: 15 * time.Second, ReloadCheck: 2 * time.Second},
 		Log:     Log{Level: "info", Format: "text"},
 		Broker: Broker{
 			Listen:               ":1883",

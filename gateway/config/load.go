@@ -10,6 +10,8 @@ import (
 
 // sources remembers where every value of a loaded config came from.
 type sources struct {
+	path    string // the config file
+	files   []string
 	main    *yamlpos.Doc
 	devices []devicePos // one per Config.Devices entry
 }
@@ -37,7 +39,7 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	opts := yamlpos.Options{LookupEnv: lookupEnv}
 	c := Default()
 	doc, errs := yamlpos.Decode(path, data, c, opts)
-	c.src.main = doc
+	c.src.main, c.src.path = doc, path
 	for i := range c.Devices {
 		c.src.devices = append(c.src.devices, devicePos{doc, fmt.Sprintf("devices[%d]", i)})
 	}
@@ -55,6 +57,7 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	relativeTo(path, &c.Uplink.CAFile, &c.Uplink.CertFile, &c.Uplink.KeyFile)
 	c.resolveBrokerFiles(path)
 	c.resolveRuleFiles(path)
+	c.src.files = c.readFiles()
 	errs = append(errs, c.validate()...)
 	if err := errs.Err(); err != nil {
 		sortErrors(path, errs)
@@ -100,4 +103,26 @@ func readError(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
+}
+
+// Path is the config file this config was loaded from.
+func (c *Config) Path() string { return c.src.path }
+
+// Files are the files this config was read from: the config file, then the
+// devices, profiles, catalog and rule files it names, as absolute or
+// config-relative paths resolved like the loader does. A change to any of
+// them is a reason to reload.
+func (c *Config) Files() []string { return c.src.files }
+
+func (c *Config) readFiles() []string {
+	files := []string{c.src.path}
+	for _, f := range []string{c.DevicesFile, c.ProfilesFile, c.CatalogFile} {
+		if f != "" {
+			if !filepath.IsAbs(f) {
+				f = filepath.Join(filepath.Dir(c.src.path), f)
+			}
+			files = append(files, f)
+		}
+	}
+	return append(files, c.Rules.Files...)
 }

@@ -25,12 +25,18 @@ type Rules struct {
 	// LateTopic is the local topic where events too late to process are
 	// published (and counted), never dropped silently.
 	LateTopic string `yaml:"late_topic"`
+	// CheckpointInterval is how often the rules' state (open windows,
+	// pending absences, …) is saved in the store, beside the outbox; it is
+	// saved on shutdown too. After a crash at most this much is lost. 0:
+	// never saved, rules start empty.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 
 	set *rules.RuleSet // compiled by validateRules
 }
 
 func defaultRules() Rules {
-	return Rules{IdleTimeout: 30 * time.Second, Tick: 250 * time.Millisecond, LateTopic: "flowgate/late"}
+	return Rules{IdleTimeout: 30 * time.Second, Tick: 250 * time.Millisecond, LateTopic: "flowgate/late",
+		CheckpointInterval: time.Second}
 }
 
 // RuleSet is the compiled rules, once the config is loaded.
@@ -59,6 +65,9 @@ func (c *Config) validateRules(k *checker) {
 	}
 	if r.Tick <= 0 || r.Tick > time.Minute {
 		k.errorf("rules.tick", "must be positive and at most 1m")
+	}
+	if r.CheckpointInterval < 0 {
+		k.errorf("rules.checkpoint_interval", "must not be negative (0 turns checkpoints off)")
 	}
 	if !validTopicName(r.LateTopic) {
 		k.errorf("rules.late_topic", "%q must be a topic name without wildcards", r.LateTopic)

@@ -47,6 +47,9 @@ func (c *Config) validateGateway(k *checker) {
 	if c.Gateway.ShutdownTimeout <= 0 {
 		k.errorf("gateway.shutdown_timeout", "must be positive")
 	}
+	if c.Gateway.ReloadCheck < 0 {
+		k.errorf("gateway.reload_check", "must not be negative (0 turns the file check off)")
+	}
 	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
 		k.errorf("log.level", "%q must be one of debug, info, warn, error", c.Log.Level)
 	}

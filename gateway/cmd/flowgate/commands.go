@@ -89,7 +89,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdRun(args []string, stderr io.Writer) int {
-	path, code, ok := configFlag("run", "Run the gateway until SIGINT or SIGTERM; a second signal exits at once.", args, stderr, "")
+	path, code, ok := configFlag("run", "Run the gateway until SIGINT or SIGTERM; a second signal exits at once.\n"+
+		"SIGHUP, or a change to a file the config reads (checked every gateway.reload_check),\n"+
+		"reloads the devices, routes and rules; a config with errors is refused and logged.", args, stderr, "")
 	if !ok {
 		return code
 	}
@@ -105,6 +107,8 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	g.ReloadFrom(func() (*config.Config, error) { return config.Load(path, os.LookupEnv) })
+	defer reloadOnHangup(g)()
 	if err := g.Run(ctx); err != nil {
 		log.Error("stopped with errors", "err", err)
 		return 1
@@ -181,4 +185,24 @@ func readPassword(stdin io.Reader, stderr io.Writer) ([]byte, error) {
 		return nil, err
 	}
 	return []byte(strings.TrimRight(line, "\r\n")), nil
+}
+
+// reloadOnHangup reloads g on every SIGHUP until the returned function is
+// called, which waits for a reload in progress.
+func reloadOnHangup(g *gateway.Gateway) func() {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-hup:
+				_ = g.Reload() // logged and counted by the gateway
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(hup); close(done); <-stopped }
 }
