@@ -163,16 +163,11 @@ func (h *brokerHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 }
 
 // OnDisconnect counts why the connection ended, and marks the device
-// offline when it was its last.
+// offline when it was its last. (The limits a client broke are counted by
+// its listener, which sees every connection's end: see guardedListener.)
 func (h *brokerHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	reason := goneReason(cl, err)
 	h.m.disconnects.WithLabelValues(reason).Inc()
-	switch cause := cl.StopCause(); {
-	case errors.Is(err, packets.ErrPacketTooLarge) || errors.Is(cause, packets.ErrPacketTooLarge):
-		h.m.limits.packetSize.Add(1)
-	case errors.Is(err, packets.ErrReceiveMaximum) || errors.Is(cause, packets.ErrReceiveMaximum):
-		h.m.limits.receiveMaximum.Add(1)
-	}
 	h.presence.disconnected(cl, reason)
 }
 

@@ -92,8 +92,10 @@ func (l *guardedListener) Serve(establish listeners.EstablishFn) {
 			l.m.limits.maxClients.Add(1)
 			l.log.Debug("connection refused: broker.max_clients reached", "remote", c.RemoteAddr().String())
 			return nil
-		case errors.Is(err, packets.ErrPacketTooLarge):
-			l.m.limits.packetSize.Add(1) // its CONNECT
+		case errors.Is(err, packets.ErrPacketTooLarge): // its CONNECT, or a packet later
+			l.m.limits.packetSize.Add(1)
+		case errors.Is(err, packets.ErrReceiveMaximum):
+			l.m.limits.receiveMaximum.Add(1)
 		}
 		return err
 	})

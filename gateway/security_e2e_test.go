@@ -81,7 +81,7 @@ func startSecureGateway(t *testing.T, extraBroker string) *secureGateway {
 		t.Fatal(err)
 	}
 	sg.hash = string(h)
-	cfg := fmt.Sprintf(`gateway: {id: gw-sec, shutdown_timeout: 5s}
+	cfg := fmt.Sprintf(`gateway: {id: gw-sec, shutdown_timeout: 5s, reload_check: 50ms}
 log: {level: debug}
 broker:
   listen: "off"
@@ -97,6 +97,7 @@ profiles_file: profiles.yaml
 catalog_file: catalog.yaml
 devices_file: devices.yaml
 ingest:
+  max_payload_bytes: 1000
   topics: [{match: devices/+/env, type: env.reading}]
 routes:
   - {name: cloud, types: [env.reading]}
@@ -127,6 +128,9 @@ uplink: {url: %q, topic: "cloud/{type}/{subject}", store_dir: memory}
 		t.Fatal(err)
 	}
 	sg.Gateway = g
+	g.ReloadFrom(func() (*config.Config, error) {
+		return config.Load(sg.configFile, func(string) (string, bool) { return "", false })
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
@@ -422,5 +426,79 @@ func writeFileAtomic(t *testing.T, path, text string) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRegistryReloadAdmitsNewDevice: a device with a valid certificate but
+// not in the registry is refused; the devices file is edited to add it and
+// the gateway, seeing the file change, reloads and admits it. A devices
+// file with an error is then refused and the registry before it stays.
+func TestRegistryReloadAdmitsNewDevice(t *testing.T) {
+	sg := startSecureGateway(t, "")
+	newcomer := sg.ca.Client("reefer-3")
+	if _, ack, err := sg.connect(t, &newcomer, "reefer-3", "", ""); err == nil || ack == nil || ack.ReasonCode != 0x86 {
+		t.Fatalf("a device not in the registry: %v %+v, want CONNACK 0x86", err, ack)
+	}
+	sg.writeDevices("  - {id: reefer-3, cert_cn: reefer-3, kind: reefer}\n")
+	sg.waitMetric(t, `flowgate_reloads_total{result="applied"} 1`)
+	if _, _, err := sg.connect(t, &newcomer, "reefer-3", "", ""); err != nil {
+		t.Fatalf("after the reload reefer-3 is refused: %v", err)
+	}
+
+	// A duplicate id: refused, reported, and the registry stays as it was.
+	sg.writeDevices("  - {id: reefer-3, cert_cn: reefer-3}\n  - {id: reefer-3, cert_cn: reefer-4}\n")
+	sg.waitMetric(t, `flowgate_reloads_total{result="refused"} 1`)
+	if !strings.Contains(sg.logs.String(), "duplicate device id") {
+		t.Error("the refused reload does not say why")
+	}
+	if _, _, err := sg.connect(t, &newcomer, "reefer-3-b", "", ""); err != nil {
+		t.Errorf("after a refused reload reefer-3 is refused: %v", err)
+	}
+	if _, _, err := sg.connect(t, &sg.good, "reefer-1", "", ""); err != nil {
+		t.Errorf("after a refused reload reefer-1 is refused: %v", err)
+	}
+}
+
+// waitMetric polls /metrics until it has line.
+func (sg *secureGateway) waitMetric(t *testing.T, line string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(catalogGet(t, "http://"+sg.httpAddr.String()+"/metrics"), line) {
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics never had %s; logs:\n%s", line, sg.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+}
+
+// TestBrokerLimits: each limit refuses what exceeds it and is counted.
+func TestBrokerLimits(t *testing.T) {
+	sg := startSecureGateway(t, `  max_clients: 1
+  max_packet_bytes: 1024
+  connection_rate: 0.1
+  connection_burst: 3
+  connection_rate_exempt: []`)
+	a, _, err := sg.connect(t, &sg.good, "reefer-1", "", "") // 1st connection of the burst
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ack, err := sg.connect(t, nil, "truck-b", "truck-b", securePassword); err == nil || ack == nil || ack.ReasonCode != 0x89 {
+		t.Errorf("a second client past max_clients 1: %v %+v, want CONNACK 0x89 server busy", err, ack)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = a.Publish(ctx, &paho.Publish{Topic: "devices/reefer-1/env", QoS: 0, Payload: bytes.Repeat([]byte("x"), 2000)})
+	sg.waitMetric(t, "flowgate_devices_online 0") // disconnected for the packet's size
+	if _, _, err := sg.connect(t, &sg.good, "reefer-1", "", ""); err != nil { // 3rd
+		t.Fatalf("third connection within the burst: %v", err)
+	}
+	if _, _, err := sg.connect(t, &sg.good, "reefer-1-b", "", ""); err == nil { // 4th: past the burst
+		t.Error("a connection past the rate limit was admitted")
+	}
+	for _, want := range []string{`flowgate_broker_limit_exceeded_total{limit="max_clients"} 1`,
+		`flowgate_broker_limit_exceeded_total{limit="packet_size"} 1`,
+		`flowgate_broker_limit_exceeded_total{limit="connection_rate"} 1`,
+		`flowgate_device_disconnects_total{reason="protocol_error"} 1`} {
+		sg.waitMetric(t, want)
 	}
 }
