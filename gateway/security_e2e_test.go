@@ -488,7 +488,7 @@ func TestBrokerLimits(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, _ = a.Publish(ctx, &paho.Publish{Topic: "devices/reefer-1/env", QoS: 0, Payload: bytes.Repeat([]byte("x"), 2000)})
-	sg.waitMetric(t, "flowgate_devices_online 0") // disconnected for the packet's size
+	sg.waitMetric(t, "flowgate_devices_online 0")                             // disconnected for the packet's size
 	if _, _, err := sg.connect(t, &sg.good, "reefer-1", "", ""); err != nil { // 3rd
 		t.Fatalf("third connection within the burst: %v", err)
 	}

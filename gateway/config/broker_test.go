@@ -98,3 +98,36 @@ func TestBrokerSecurityErrors(t *testing.T) {
 		}
 	}
 }
+
+// With a catalog, a rule that emits a type the catalog lacks is an error
+// at the rule's emit (rules.Known.Types).
+func TestRulesEmitCatalogued(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"catalog.yaml": `events:
+  env.reading: {category: raw, version: "1", schema: {additional: true}}
+  env.hot: {category: derived, version: "1", schema: {additional: true}}
+`,
+		"rules.yaml": `rules:
+  - name: hot
+    version: "1"
+    match: {types: [env.reading]}
+    threshold: {field: data.temperature, above: 8, clear_below: 7}
+    emit: {type: env.hot, clear_type: env.cooled}
+`,
+		"flowgate.yaml": minimal + "catalog_file: catalog.yaml\nrules: {files: [rules.yaml]}\n",
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := Load(filepath.Join(dir, "flowgate.yaml"), noEnv)
+	if err == nil {
+		t.Fatal("a rule emitting an uncatalogued type was accepted")
+	}
+	got := strings.Join(problems(t, err), "\n")
+	if !strings.Contains(got, "rules.yaml:") || !strings.Contains(got, "env.cooled") || strings.Contains(got, `"env.hot"`) {
+		t.Errorf("got %s", got)
+	}
+}
