@@ -36,6 +36,7 @@ fuzz: ## a short run of every fuzz test
 	$(GO) test -run='^$$' -fuzz='^FuzzProfileNumber$$' -fuzztime=$(FUZZTIME) ./devices/
 	$(GO) test -run='^$$' -fuzz='^FuzzCatalogValidate$$' -fuzztime=$(FUZZTIME) ./devices/
 	$(GO) test -run='^$$' -fuzz=FuzzByteSize -fuzztime=$(FUZZTIME) ./gateway/config/
+	$(GO) test -run='^$$' -fuzz=FuzzParseCRL -fuzztime=$(FUZZTIME) ./gateway/brokertls/
 	$(GO) test -run='^$$' -fuzz=FuzzReceiver -fuzztime=$(FUZZTIME) ./sensors/gps/
 	$(GO) test -run='^$$' -fuzz=FuzzParseTrack -fuzztime=$(FUZZTIME) ./sensors/sim/
 	for f in FuzzParseRules FuzzFilter FuzzLookup FuzzRestore; do \

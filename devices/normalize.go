@@ -102,6 +102,7 @@ func (n *Normalizer) Normalize(d *Device, topic string, payload []byte, now time
 	if err := n.Catalog.validate(ev, true); err != nil { // decode checked or wrote the JSON
 		return nil, err
 	}
+	ev.DataSchema = n.Catalog.DataSchema(typ)
 	ev.ID = event.NewID()
 	return ev, nil
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -14,18 +15,29 @@ import (
 type Device struct {
 	ID           string            // stable identity; the subject of its events
 	Username     string            // MQTT CONNECT username; defaults to ID
-	PasswordHash string            // bcrypt hash of the device's password
+	PasswordHash string            // bcrypt hash of the device's password; empty: no password login
+	CertCN       string            // the Common Name of its client certificate; empty: no certificate login
 	TopicPrefix  string            // the device may publish only under this prefix; defaults to devices/{id}/
 	Subscribe    []string          // topic filters the device may subscribe to, besides its own prefix
 	Kind         string            // its profile; empty: its payloads are JSON objects kept as they are
 	Metadata     map[string]string // site, vehicle, owner…: master data for enrichment
+
+	// anonymous marks the stand-in device of an anonymous client, which
+	// may read the gateway's internal topics (see CanSubscribe).
+	anonymous bool
 }
+
+// Anonymous reports whether d is the stand-in for an anonymous client.
+func (d *Device) Anonymous() bool { return d.anonymous }
 
 // Errors a caller can tell apart.
 var (
 	ErrUnknownDevice = errors.New("devices: unknown device")
 	ErrBadPassword   = errors.New("devices: wrong password")
 	ErrClientID      = errors.New("devices: client id does not belong to this device")
+	// ErrCertUsername is a client certificate that names one device and a
+	// CONNECT username that names another.
+	ErrCertUsername = errors.New("devices: username does not match the client certificate's device")
 )
 
 // dummyHash is compared against when a username is unknown, so that a
@@ -41,7 +53,8 @@ func DefaultPrefix(id string) string { return "devices/" + id + "/" }
 // builds a new Registry and swaps it in.
 type Registry struct {
 	byUsername map[string]*Device
-	ids        map[string]bool
+	byCN       map[string]*Device
+	byID       map[string]*Device
 	anonymous  bool
 
 	// verified caches the credentials that passed bcrypt, so that a device
@@ -54,17 +67,16 @@ type Registry struct {
 // clients without a username connect; see Anonymous.
 func NewRegistry(list []Device, allowAnonymous bool) (*Registry, error) {
 	r := &Registry{byUsername: make(map[string]*Device, len(list)), anonymous: allowAnonymous,
-		verified: make(map[string][sha256.Size]byte), ids: make(map[string]bool, len(list))}
-	ids := r.ids
+		verified: make(map[string][sha256.Size]byte), byID: make(map[string]*Device, len(list)),
+		byCN: make(map[string]*Device)}
 	for i := range list {
 		d := list[i]
 		if !ValidID(d.ID) {
 			return nil, fmt.Errorf("devices: device %d: invalid id %q", i, d.ID)
 		}
-		if ids[d.ID] {
+		if _, dup := r.byID[d.ID]; dup {
 			return nil, fmt.Errorf("devices: duplicate device id %q", d.ID)
 		}
-		ids[d.ID] = true
 		if d.Username == "" {
 			d.Username = d.ID
 		}
@@ -75,6 +87,13 @@ func NewRegistry(list []Device, allowAnonymous bool) (*Registry, error) {
 			return nil, fmt.Errorf("devices: duplicate username %q", d.Username)
 		}
 		r.byUsername[d.Username] = &d
+		r.byID[d.ID] = &d
+		if d.CertCN != "" {
+			if _, dup := r.byCN[d.CertCN]; dup {
+				return nil, fmt.Errorf("devices: duplicate cert_cn %q", d.CertCN)
+			}
+			r.byCN[d.CertCN] = &d
+		}
 	}
 	return r, nil
 }
@@ -101,7 +120,7 @@ func (r *Registry) Authenticate(clientID, username string, password []byte) (*De
 		_ = bcrypt.CompareHashAndPassword(dummyHash, password)
 		return nil, ErrUnknownDevice
 	}
-	if clientID != d.ID && !strings.HasPrefix(clientID, d.ID+"-") {
+	if !ownsClientID(d, clientID) {
 		return nil, ErrClientID
 	}
 	sum := sha256.Sum256(password)
@@ -120,14 +139,57 @@ func (r *Registry) Authenticate(clientID, username string, password []byte) (*De
 	return d, nil
 }
 
+// AuthenticateCert admits the device whose cert_cn is cn, the Common Name
+// of a client certificate the TLS handshake has already verified against
+// the client CA (and the revocation list). No password is needed. The
+// client id must be the device's, as for Authenticate; a username, if the
+// client sends one, must be the device's. A cn no device claims is
+// ErrUnknownDevice: the caller may then try the password.
+func (r *Registry) AuthenticateCert(clientID, username, cn string) (*Device, error) {
+	d, ok := r.byCN[cn]
+	if !ok || cn == "" {
+		return nil, ErrUnknownDevice
+	}
+	if username != "" && username != d.Username {
+		return nil, ErrCertUsername
+	}
+	if !ownsClientID(d, clientID) {
+		return nil, ErrClientID
+	}
+	return d, nil
+}
+
+// ownsClientID reports whether clientID is d's id or in its space
+// ({id}-…), so that no device can take over another's session.
+func ownsClientID(d *Device, clientID string) bool {
+	return clientID == d.ID || strings.HasPrefix(clientID, d.ID+"-")
+}
+
+// Devices returns the registered devices, sorted by id. They are shared:
+// the caller must not change them.
+func (r *Registry) Devices() []*Device {
+	out := make([]*Device, 0, len(r.byUsername))
+	for _, d := range r.byUsername {
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b *Device) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Device returns the registered device with id.
+func (r *Registry) Device(id string) (*Device, bool) {
+	d, ok := r.byID[id]
+	return d, ok
+}
+
 // claimed reports whether clientID is a registered device's id or falls in
 // a registered device's client id space ({id}-…).
 func (r *Registry) claimed(clientID string) bool {
-	if r.ids[clientID] {
+	if _, ok := r.byID[clientID]; ok {
 		return true
 	}
 	for i := 0; i < len(clientID); i++ {
-		if clientID[i] == '-' && r.ids[clientID[:i]] {
+		if _, ok := r.byID[clientID[:i]]; ok && clientID[i] == '-' {
 			return true
 		}
 	}
@@ -168,7 +230,7 @@ func (r *Registry) Lookup(clientID, username string) (*Device, bool) {
 // and may subscribe to any topic except the broker's $SYS tree (including
 // the gateway's dead letters: anonymous access is for demos and benches).
 func Anonymous(clientID string) *Device {
-	return &Device{ID: clientID, TopicPrefix: DefaultPrefix(clientID), Subscribe: anySubscription}
+	return &Device{ID: clientID, TopicPrefix: DefaultPrefix(clientID), Subscribe: anySubscription, anonymous: true}
 }
 
 // anySubscription is what an anonymous device may subscribe to, shared
@@ -180,18 +242,38 @@ func (d *Device) CanPublish(topic string) bool {
 	return len(topic) > len(d.TopicPrefix) && strings.HasPrefix(topic, d.TopicPrefix)
 }
 
-// CanSubscribe reports whether d may subscribe to filter: under its own
-// prefix, or within one of its allowed filters.
+// CanSubscribe reports whether d may subscribe to filter, or receive a
+// message on the topic filter: under its own prefix, or within one of its
+// allowed filters. The broker asks both when a device subscribes and for
+// every message it would deliver.
+//
+// The gateway's internal topics (flowgate/…, $flowgate/…, and $SYS, which
+// no wildcard reaches anyway) are readable by a registered device only
+// through an allowed filter that names them literally: "flowgate/catalog"
+// or "flowgate/#", never "#" or "+/catalog". So a device allowed "#" may
+// subscribe to "#" and gets every device topic, but no dead letters.
 func (d *Device) CanSubscribe(filter string) bool {
 	if strings.HasPrefix(filter, d.TopicPrefix) {
 		return true
 	}
+	internal := !d.anonymous && InternalTopic(filter)
 	for _, allowed := range d.Subscribe {
+		if internal && !InternalTopic(allowed) {
+			continue
+		}
 		if FilterCovers(allowed, filter) {
 			return true
 		}
 	}
 	return false
+}
+
+// InternalTopic reports whether a topic or filter lies in the gateway's
+// own tree: its first level is "flowgate" or begins with '$' ($SYS,
+// $flowgate).
+func InternalTopic(s string) bool {
+	first, _, _ := strings.Cut(s, "/")
+	return first == "flowgate" || strings.HasPrefix(first, "$")
 }
 
 // HashPassword returns the bcrypt hash of password, for the registry.

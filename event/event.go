@@ -33,6 +33,7 @@ type Event struct {
 	Type            string          // what happened, e.g. env.reading
 	Subject         string          // the device (or other key) the event is about
 	Time            time.Time       // when it happened (today the gateway's receive time)
+	DataSchema      string          // URI of the schema Data adheres to (the catalog's); "" if none
 	DataContentType string          // media type of Data, normally application/json
 	Data            json.RawMessage // the payload, already valid JSON
 
@@ -63,6 +64,10 @@ func (e *Event) AppendJSON(buf []byte) []byte {
 		buf = e.Time.UTC().AppendFormat(buf, time.RFC3339Nano)
 		buf = append(buf, '"')
 	}
+	if e.DataSchema != "" {
+		buf = append(buf, `,"dataschema":`...)
+		buf = appendString(buf, e.DataSchema)
+	}
 	if len(e.Data) > 0 {
 		ct := e.DataContentType
 		if ct == "" {
@@ -89,6 +94,7 @@ type wire struct {
 	Type            string          `json:"type"`
 	Subject         string          `json:"subject"`
 	Time            *time.Time      `json:"time"`
+	DataSchema      string          `json:"dataschema"`
 	DataContentType string          `json:"datacontenttype"`
 	Data            json.RawMessage `json:"data"`
 }
@@ -114,7 +120,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("%w: no type", ErrInvalid)
 	}
 	*e = Event{ID: w.ID, Source: w.Source, Type: w.Type, Subject: w.Subject,
-		DataContentType: w.DataContentType, Data: w.Data}
+		DataSchema: w.DataSchema, DataContentType: w.DataContentType, Data: w.Data}
 	if w.Time != nil {
 		e.Time = *w.Time
 	}

@@ -3,6 +3,7 @@ package event
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -10,7 +11,8 @@ import (
 func TestRoundTrip(t *testing.T) {
 	in := Event{ID: NewID(), Source: "/gateways/gw/devices/d\"1", Type: "env.reading", Subject: "d\"1\\\x01\n\xff",
 		Time: time.Date(2026, 11, 22, 10, 0, 0, 123, time.UTC), DataContentType: "application/json",
-		Data: json.RawMessage(`{"t":21.5}`), Topic: "devices/d/env"}
+		DataSchema: "urn:flowgate:schema:env.reading:1.0.0",
+		Data:       json.RawMessage(`{"t":21.5}`), Topic: "devices/d/env"}
 	b, err := in.MarshalJSON()
 	if err != nil || !json.Valid(b) {
 		t.Fatalf("invalid JSON %s: %v", b, err)
@@ -20,8 +22,12 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	if out.ID != in.ID || out.Source != in.Source || out.Type != in.Type || out.Subject != "d\"1\\\x01\n\ufffd" ||
-		!out.Time.Equal(in.Time) || string(out.Data) != `{"t":21.5}` || out.DataContentType != "application/json" {
+		!out.Time.Equal(in.Time) || string(out.Data) != `{"t":21.5}` || out.DataContentType != "application/json" ||
+		out.DataSchema != in.DataSchema {
 		t.Errorf("round trip: %+v", out)
+	}
+	if !strings.Contains(string(b), `,"dataschema":"urn:flowgate:schema:env.reading:1.0.0",`) {
+		t.Errorf("no dataschema attribute in %s", b)
 	}
 	if out.Topic != "" {
 		t.Errorf("topic is internal and must not travel: %q", out.Topic)

@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
 	"log/slog"
 	"math"
 	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/flowgate/flowgate/devices"
@@ -34,6 +36,13 @@ func newBroker(c config.Broker, log *slog.Logger) *mqtt.Server {
 	caps.MaximumSessionExpiryInterval = uint32(min(c.SessionExpiry.Seconds(), math.MaxUint32))
 	caps.MaximumClients = int64(c.MaxClients)
 	caps.MaximumPacketSize = uint32(c.MaxPacketBytes)
+	// Per-client flow control: unacknowledged QoS 1/2 publishes from the
+	// client (announced in CONNACK), unacknowledged ones to it, and
+	// messages waiting to be written to it (mochi allocates a channel of
+	// this size per client, so its default of 8192 costs 64 KiB each).
+	caps.ReceiveMaximum = uint16(c.ReceiveMaximum)
+	caps.MaximumInflight = uint16(c.MaxInflight)
+	caps.MaximumClientWritesPending = int32(c.MaxQueued)
 	return mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		Logger:       log,
@@ -45,21 +54,13 @@ func newBroker(c config.Broker, log *slog.Logger) *mqtt.Server {
 	})
 }
 
-// listen attaches the TCP listener. It returns once the port is bound.
-func listen(s *mqtt.Server, addr string) (*listeners.TCP, error) {
-	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
-	if err := s.AddListener(l); err != nil {
-		return nil, err
-	}
-	return l, nil
-}
-
 // brokerHook is the thin adapter between mochi's hook interface and the
 // device registry and pipeline: it decides nothing itself.
 type brokerHook struct {
 	mqtt.HookBase
 	registry *atomic.Pointer[devices.Registry]
 	pipe     *pipeline
+	presence *presenceEvents
 	m        *metrics
 	log      *slog.Logger
 }
@@ -67,13 +68,23 @@ type brokerHook struct {
 func (h *brokerHook) ID() string { return "flowgate" }
 
 func (h *brokerHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnWillSent}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnWillSent,
+		mqtt.OnSessionEstablished, mqtt.OnDisconnect}, []byte{b})
 }
 
 // OnConnectAuthenticate admits a device whose credentials and client id the
 // registry accepts, and whose Will (if any) it would be allowed to publish.
+// A client certificate the TLS handshake verified, whose Common Name is a
+// device's cert_cn, admits that device without a password; the client's
+// username becomes the device's, so that every later check finds it.
 func (h *brokerHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	d, err := h.registry.Load().Authenticate(cl.ID, string(pk.Connect.Username), pk.Connect.Password)
+	reg := h.registry.Load()
+	d, err := reg.AuthenticateCert(cl.ID, string(pk.Connect.Username), certCN(cl))
+	if err == nil {
+		cl.Properties.Username = []byte(d.Username)
+	} else if errors.Is(err, devices.ErrUnknownDevice) {
+		d, err = reg.Authenticate(cl.ID, string(pk.Connect.Username), pk.Connect.Password)
+	}
 	if err != nil {
 		h.m.authFailures.Inc()
 		h.log.Info("connection refused", "client", cl.ID, "username", string(pk.Connect.Username),
@@ -103,7 +114,14 @@ func (h *brokerHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool 
 		}
 	}
 	if !ok {
-		h.log.Info("acl denied", "client", cl.ID, "username", string(cl.Properties.Username), "topic", topic, "publish", write)
+		level := slog.LevelInfo
+		if !write && devices.InternalTopic(topic) {
+			// Also asked for every internal message a wildcard subscriber
+			// would get: worth counting, too frequent to log.
+			level = slog.LevelDebug
+		}
+		h.log.Log(context.Background(), level, "acl denied", "client", cl.ID, "username", string(cl.Properties.Username),
+			"topic", topic, "publish", write)
 	}
 	return ok
 }
@@ -120,16 +138,58 @@ func (h *brokerHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	if !ok {
 		return pk, packets.ErrRejectPacket
 	}
+	h.presence.tracker.Published(d.ID, h.presence.now())
 	if err := h.pipe.handle(d, cl.ID, pk.TopicName, pk.Payload); err != nil {
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, nil
 }
 
+// OnSessionEstablished marks the device online.
+func (h *brokerHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	d, ok := h.registry.Load().Lookup(cl.ID, string(cl.Properties.Username))
+	if !ok {
+		return // removed by a reload while it connected; it is refused from now on
+	}
+	h.m.connects.Inc()
+	auth := "password"
+	switch {
+	case d.Anonymous():
+		auth = "anonymous"
+	case d.CertCN != "" && certCN(cl) == d.CertCN:
+		auth = "certificate"
+	}
+	h.presence.connected(d, cl, auth)
+}
+
+// OnDisconnect counts why the connection ended, and marks the device
+// offline when it was its last. (The limits a client broke are counted by
+// its listener, which sees every connection's end: see guardedListener.)
+func (h *brokerHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	reason := goneReason(cl, err)
+	h.m.disconnects.WithLabelValues(reason).Inc()
+	h.presence.disconnected(cl, reason)
+}
+
 // OnWillSent hands a device's Will, which the broker publishes itself when
 // the device vanishes, to the pipeline like any publish of the device.
 func (h *brokerHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	h.presence.tracker.WillSent(cl)
 	if d, ok := h.registry.Load().Lookup(cl.ID, string(cl.Properties.Username)); ok {
 		_ = h.pipe.handle(d, cl.ID, pk.TopicName, pk.Payload) // nobody to refuse it to
 	}
+}
+
+// certCN is the Common Name of the client certificate the TLS handshake
+// verified, or "" (no TLS, no certificate, or one not verified).
+func certCN(cl *mqtt.Client) string {
+	tc, ok := cl.Net.Conn.(*tls.Conn)
+	if !ok {
+		return ""
+	}
+	st := tc.ConnectionState()
+	if len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
+		return ""
+	}
+	return st.PeerCertificates[0].Subject.CommonName
 }

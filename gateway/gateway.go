@@ -33,13 +33,15 @@ type Gateway struct {
 	up       *uplink.Uplink
 	http     *http.Server
 	sensors  *sensorRuntime
+	presence *presenceEvents
 
-	brokerAddr string // host:port, set once the broker listens
-	httpAddr   net.Addr
-	listening  atomic.Bool
-	upRunning  atomic.Bool
-	ready      chan struct{} // closed once the broker listens
-	subID      atomic.Int32  // last inline subscription id
+	brokerAddr    string // host:port of the plain listener, set once the broker listens
+	brokerTLSAddr string // host:port of the TLS listener
+	httpAddr      net.Addr
+	listening     atomic.Bool
+	upRunning     atomic.Bool
+	ready         chan struct{} // closed once the broker listens
+	subID         atomic.Int32  // last inline subscription id
 
 	load     func() (*config.Config, error) // reads the config again; nil: no reloads
 	reloadMu sync.Mutex                     // one reload at a time
@@ -79,12 +81,18 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		up:        g.up,
 		local:     func(topic string, payload []byte) error { return g.broker.Publish(topic, payload, false, 1) },
 		deadTopic: cfg.Ingest.DeadLetterTopic,
+		lateTopic: cfg.Rules.LateTopic,
 		now:       time.Now,
 		m:         g.m,
 		log:       log.With("component", "pipeline"),
 	}
 	g.pipe.init()
-	hook := &brokerHook{registry: &g.registry, pipe: g.pipe, m: g.m, log: log.With("component", "auth")}
+	g.presence = &presenceEvents{tracker: devices.NewPresence(), pipe: g.pipe, source: "/gateways/" + cfg.Gateway.ID,
+		now: time.Now}
+	g.presence.setTypes(cfg.PresenceTypes())
+	g.m.watchPresence(g.presence.tracker)
+	g.m.watchLimits(g.broker)
+	hook := &brokerHook{registry: &g.registry, pipe: g.pipe, presence: g.presence, m: g.m, log: log.With("component", "auth")}
 	if err := g.broker.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -135,7 +143,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.shutdown(stopUplink, stopClock)
 		return err
 	}
-	g.log.Info("gateway running", "id", g.cfg.Gateway.ID, "mqtt", g.brokerAddr,
+	g.log.Info("gateway running", "id", g.cfg.Gateway.ID, "mqtt", g.brokerAddr, "mqtts", g.brokerTLSAddr,
 		"http", g.httpAddr.String(), "uplink", g.cfg.Uplink.URL, "devices", g.registry.Load().Len())
 
 	select {
@@ -148,14 +156,26 @@ func (g *Gateway) Run(ctx context.Context) error {
 }
 
 func (g *Gateway) startBroker() error {
-	l, err := listen(g.broker, g.cfg.Broker.Listen)
+	specs, err := brokerListeners(g.cfg.Broker, g.log.With("component", "tls"))
 	if err != nil {
-		return fmt.Errorf("gateway: mqtt listener %s: %w", g.cfg.Broker.Listen, err)
+		return err
+	}
+	b := g.cfg.Broker
+	limit := newConnLimiter(b.ConnectionRate, b.ConnectionBurst, b.ConnectionRateExempt, time.Now)
+	for _, spec := range specs {
+		l, err := listen(g.broker, spec, limit, g.m, g.log.With("component", "broker"))
+		if err != nil {
+			return fmt.Errorf("gateway: mqtt listener %s: %w", spec.addr, err)
+		}
+		if spec.tls != nil {
+			g.brokerTLSAddr = l.Address()
+		} else {
+			g.brokerAddr = l.Address()
+		}
 	}
 	if err := g.broker.Serve(); err != nil {
 		return fmt.Errorf("gateway: broker: %w", err)
 	}
-	g.brokerAddr = l.Address()
 	g.listening.Store(true)
 	close(g.ready)
 	return nil
@@ -216,9 +236,13 @@ func (g *Gateway) shutdown(stopUplink, stopClock context.CancelFunc) error {
 	return err
 }
 
-// BrokerAddr is the address the MQTT listener is bound to, once Run has
-// started it.
+// BrokerAddr is the address the plain MQTT listener is bound to, once Run
+// has started it ("" when it is off).
 func (g *Gateway) BrokerAddr() string { return g.brokerAddr }
+
+// BrokerTLSAddr is the address the MQTT over TLS listener is bound to, once
+// Run has started it ("" without one).
+func (g *Gateway) BrokerTLSAddr() string { return g.brokerTLSAddr }
 
 // Ready is closed once the broker listens and devices can connect.
 func (g *Gateway) Ready() <-chan struct{} { return g.ready }

@@ -82,6 +82,7 @@ func (g *Gateway) startHTTP(wg *sync.WaitGroup) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", g.handleHealth)
 	mux.HandleFunc("GET /api/catalog", g.handleCatalog) // see catalog.go
+	mux.HandleFunc("GET /api/devices", g.handleDevices) // see devicesapi.go
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.m.reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", g.cfg.HTTP.Listen)
 	if err != nil {

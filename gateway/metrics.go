@@ -23,6 +23,10 @@ type metrics struct {
 	rejected       prometheus.Counter
 	authFailures   prometheus.Counter
 	aclDenied      *prometheus.CounterVec
+	tlsFailures    prometheus.Counter
+	connects       prometheus.Counter
+	disconnects    *prometheus.CounterVec
+	limits         limitCounts
 }
 
 func newMetrics() *metrics {
@@ -42,6 +46,15 @@ func newMetrics() *metrics {
 			Help: "Device connections refused for bad credentials."}),
 		aclDenied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowgate_acl_denied_total",
 			Help: "Publishes and subscriptions refused by the device ACL."}, []string{"action"}),
+		tlsFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowgate_tls_handshake_failures_total",
+			Help: "TLS connections refused in the handshake: no client certificate when one is required, one from another CA, revoked or expired, or no TLS at all."}),
+		connects: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowgate_device_connects_total",
+			Help: "Device connections established."}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowgate_device_disconnects_total",
+			Help: "Device connections ended, by reason."}, []string{"reason"}),
+	}
+	for _, r := range disconnectReasons {
+		m.disconnects.WithLabelValues(r)
 	}
 	for _, r := range devices.Reasons {
 		m.deadLetters.WithLabelValues(string(r))
@@ -49,6 +62,7 @@ func newMetrics() *metrics {
 	m.aclDenied.WithLabelValues("publish")
 	m.aclDenied.WithLabelValues("subscribe")
 	m.reg.MustRegister(m.received, m.deadLetters, m.unrouted, m.localPublished, m.rejected, m.authFailures, m.aclDenied,
+		m.tlsFailures, m.connects, m.disconnects,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -168,4 +182,61 @@ func (m *metrics) watchRules(e *rules.Engine) {
 		counter("flowgate_rules_events_late_total", "Events too late to process, published on rules.late_topic.",
 			func(s rules.Stats) uint64 { return s.Late }),
 	)
+}
+
+// The broker limits whose violations flowgate_broker_limit_exceeded_total
+// counts, by its label limit.
+const (
+	limitMaxClients     = "max_clients"     // a connection refused: broker.max_clients are connected
+	limitConnectionRate = "connection_rate" // a connection closed: its IP opened too many too fast
+	limitPacketSize     = "packet_size"     // a client disconnected: a packet above broker.max_packet_bytes
+	limitReceiveMaximum = "receive_maximum" // a client disconnected: more unacknowledged publishes than broker.receive_maximum
+	limitInflight       = "inflight"        // a message not delivered: broker.max_inflight unacknowledged to the client
+	limitQueued         = "queued"          // a message not delivered: broker.max_queued waiting to be written to the client
+)
+
+// limitCounts are the limit violations the gateway sees itself; the broker
+// counts the other two (inflight, queued) in its Info.
+type limitCounts struct {
+	maxClients, connectionRate, packetSize, receiveMaximum atomic.Uint64
+}
+
+// limitCollector exports flowgate_broker_limit_exceeded_total.
+type limitCollector struct {
+	c    *limitCounts
+	info func() (inflightDropped, messagesDropped int64)
+}
+
+var limitDesc = desc("flowgate_broker_limit_exceeded_total",
+	"Connections refused or closed, and messages not delivered, because a broker limit was reached, by limit.", "limit")
+
+func (l *limitCollector) Describe(ch chan<- *prometheus.Desc) { ch <- limitDesc }
+
+func (l *limitCollector) Collect(ch chan<- prometheus.Metric) {
+	inflight, queued := l.info()
+	for _, v := range []struct {
+		name string
+		n    uint64
+	}{{limitMaxClients, l.c.maxClients.Load()}, {limitConnectionRate, l.c.connectionRate.Load()},
+		{limitPacketSize, l.c.packetSize.Load()}, {limitReceiveMaximum, l.c.receiveMaximum.Load()},
+		{limitInflight, uint64(max(inflight, 0))}, {limitQueued, uint64(max(queued, 0))}} {
+		ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.CounterValue, float64(v.n), v.name)
+	}
+}
+
+// watchLimits exports the broker's limit violations and the TLS
+// handshakes refused.
+func (m *metrics) watchLimits(s *mqtt.Server) {
+	m.reg.MustRegister(&limitCollector{c: &m.limits, info: func() (int64, int64) {
+		return atomic.LoadInt64(&s.Info.InflightDropped), atomic.LoadInt64(&s.Info.MessagesDropped)
+	}})
+}
+
+// watchPresence exports how many devices are online. Per-device series are
+// left out on purpose: their number would grow with the fleet (and with
+// every anonymous client id); /api/devices has each device's figures.
+func (m *metrics) watchPresence(p *devices.Presence) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowgate_devices_online",
+		Help: "Devices with at least one connection to the embedded broker."},
+		func() float64 { return float64(p.Online()) }))
 }

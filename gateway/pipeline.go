@@ -34,6 +34,7 @@ type pipeline struct {
 	up        sink
 	local     func(topic string, payload []byte) error // publish on the local broker
 	deadTopic string
+	lateTopic string // rules.late_topic: outputs on it are input events, not derived ones
 	now       func() time.Time
 	m         *metrics
 	log       *slog.Logger
@@ -85,13 +86,79 @@ func (p *pipeline) handle(d *devices.Device, clientID, topic string, payload []b
 // into the uplink and onto local topics. It returns the first error of the
 // uplink, and whether any route took the event or what it caused.
 func (p *pipeline) route(ev *event.Event) (upErr error, routed bool) {
+	var check derivedCheck
 	p.flow.Process(ev, func(o rules.Output) {
 		routed = true
+		if o.Event != ev && !check.ok(p, o) {
+			return
+		}
 		if err := p.deliver(o); err != nil && upErr == nil {
 			upErr = err
 		}
 	})
 	return upErr, routed
+}
+
+// derivedCheck validates the events the rules derive against the catalog,
+// once per event however many routes take it, and dead-letters those that
+// break it: they are not delivered.
+type derivedCheck struct {
+	last *event.Event
+	err  error
+}
+
+func (c *derivedCheck) ok(p *pipeline, o rules.Output) bool {
+	if o.Route == lateRoute && o.Topic == p.lateTopic && !o.Uplink {
+		return true // an input event the engine refused as late, not a derived one
+	}
+	if o.Event != c.last {
+		c.last, c.err = o.Event, p.checkEvent(o.Event)
+		if c.err != nil {
+			p.deadLetterEvent(o.Event, o.Route, c.err)
+		}
+	}
+	return c.err == nil
+}
+
+// lateRoute is the route name of the outputs rules.Flow makes for late
+// events.
+const lateRoute = "late"
+
+// checkEvent validates an event the gateway made (derived by rules, or its
+// own) against the catalog, if there is one, and sets its dataschema.
+func (p *pipeline) checkEvent(ev *event.Event) error {
+	cat := p.norm.Catalog
+	if cat == nil {
+		return nil
+	}
+	if err := cat.Validate(ev); err != nil {
+		return err
+	}
+	ev.DataSchema = cat.DataSchema(ev.Type)
+	return nil
+}
+
+// system processes an event the gateway itself made (a device's presence):
+// checked against the catalog, then through the routes and rules like a
+// device's. Nobody waits to resend it, so an uplink refusal is logged.
+func (p *pipeline) system(ev *event.Event) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return
+	}
+	if err := p.checkEvent(ev); err != nil {
+		p.deadLetterEvent(ev, "", err)
+		return
+	}
+	upErr, routed := p.route(ev)
+	if !routed {
+		p.m.unrouted.Inc()
+	}
+	if upErr != nil {
+		p.m.rejected.Inc()
+		p.log.Error("uplink did not accept the gateway's event", "id", ev.ID, "type", ev.Type, "subject", ev.Subject, "err", upErr)
+	}
 }
 
 // deliver sends one output on: into the uplink, or onto a local topic.
@@ -109,7 +176,11 @@ func (p *pipeline) deliver(o rules.Output) error {
 // windows, absences). An event the uplink does not accept is logged: no
 // device is waiting to resend it.
 func (p *pipeline) advance() {
+	var check derivedCheck
 	p.flow.Advance(func(o rules.Output) {
+		if !check.ok(p, o) {
+			return
+		}
 		if err := p.deliver(o); err != nil {
 			p.m.rejected.Inc()
 			p.log.Error("uplink did not accept a rule's event", "id", o.Event.ID, "type", o.Event.Type, "route", o.Route, "err", err)
@@ -136,6 +207,11 @@ type deadLetter struct {
 	Payload       string         `json:"payload,omitempty"`        // when valid UTF-8
 	PayloadBase64 []byte         `json:"payload_base64,omitempty"` // otherwise
 	Size          int            `json:"size"`
+	// For an event the gateway made (derived by a rule, or its own): its
+	// type and the route or rule that produced it; the payload is the
+	// event, as it would have been sent.
+	EventType string `json:"event_type,omitempty"`
+	Route     string `json:"route,omitempty"`
 }
 
 // maxDeadLetterPayload bounds the payload copied into a dead letter.
@@ -144,6 +220,19 @@ const maxDeadLetterPayload = 4 << 10
 func (p *pipeline) deadLetter(d *devices.Device, clientID, topic string, payload []byte, now time.Time, err error) {
 	dl := deadLetter{Reason: devices.ReasonMalformed, Error: err.Error(), Device: d.ID, ClientID: clientID,
 		Topic: topic, Received: now.UTC(), Size: len(payload)}
+	p.publishDeadLetter(dl, payload, err)
+}
+
+// deadLetterEvent dead-letters an event the gateway made, which the
+// catalog refused.
+func (p *pipeline) deadLetterEvent(ev *event.Event, route string, err error) {
+	payload := ev.AppendJSON(nil)
+	dl := deadLetter{Reason: devices.ReasonSchema, Error: err.Error(), Device: ev.Subject, Topic: ev.Topic,
+		Received: p.now().UTC(), Size: len(payload), EventType: ev.Type, Route: route}
+	p.publishDeadLetter(dl, payload, err)
+}
+
+func (p *pipeline) publishDeadLetter(dl deadLetter, payload []byte, err error) {
 	if r, ok := devices.AsReject(err); ok {
 		dl.Reason, dl.Error = r.Reason, r.Detail
 	}
@@ -158,7 +247,7 @@ func (p *pipeline) deadLetter(d *devices.Device, clientID, topic string, payload
 	if perr := p.local(p.deadTopic, msg); perr != nil {
 		p.log.Error("dead-letter publish failed", "topic", p.deadTopic, "err", perr)
 	}
-	p.log.Debug("dead letter", "device", d.ID, "topic", topic, "reason", dl.Reason, "err", err)
+	p.log.Debug("dead letter", "device", dl.Device, "topic", dl.Topic, "type", dl.EventType, "reason", dl.Reason, "err", err)
 }
 
 // quiet runs fn while no publish is in progress: every publish that the

@@ -76,7 +76,12 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	return nil
 }
 
-// prepareRegistry builds cfg's device registry.
+// prepareRegistry builds cfg's device registry: credentials, client
+// certificate identities (cert_cn), prefixes and ACLs, and which presence
+// events its routes ask for. The broker's TLS files reload by themselves
+// when they change (gateway/brokertls); devices already connected keep
+// their connection, and are checked against the new registry from their
+// next publish or subscription.
 func (g *Gateway) prepareRegistry(cfg *config.Config) (func(), error) {
 	reg, err := devices.NewRegistry(deviceList(cfg.Devices), cfg.Broker.AllowAnonymous)
 	if err != nil {
@@ -84,6 +89,7 @@ func (g *Gateway) prepareRegistry(cfg *config.Config) (func(), error) {
 	}
 	return func() {
 		g.registry.Store(reg)
+		g.presence.setTypes(cfg.PresenceTypes())
 		g.log.Info("device registry reloaded", "devices", reg.Len())
 	}, nil
 }

@@ -13,7 +13,7 @@ import (
 func deviceList(list []config.Device) []devices.Device {
 	out := make([]devices.Device, len(list))
 	for i, d := range list {
-		out[i] = devices.Device{ID: d.ID, Username: d.Username, PasswordHash: d.PasswordHash,
+		out[i] = devices.Device{ID: d.ID, Username: d.Username, PasswordHash: d.PasswordHash, CertCN: d.CertCN,
 			TopicPrefix: d.TopicPrefix, Subscribe: d.Subscribe, Kind: d.Kind, Metadata: d.Metadata}
 	}
 	return out

@@ -33,7 +33,8 @@ type Config struct {
 	CatalogFile  string `yaml:"catalog_file"`
 
 	// Library is the two files loaded and compiled. See library.go.
-	Library Library `yaml:"-"`
+	Library   Library `yaml:"-"`
+	catalogOK bool    // the catalog compiled without a problem
 
 	// Rules are the rule sets and the engine's clock. See rules.go.
 	Rules Rules `yaml:"rules"`
@@ -63,10 +64,24 @@ type Log struct {
 
 // Broker configures the embedded MQTT broker devices connect to.
 type Broker struct {
-	Listen         string `yaml:"listen"`          // TCP address for MQTT 3.1.1 and 5
-	AllowAnonymous bool   `yaml:"allow_anonymous"` // let clients without credentials in (demo only)
-	MaxClients     int    `yaml:"max_clients"`
-	MaxPacketBytes int    `yaml:"max_packet_bytes"`
+	Listen         string    `yaml:"listen"`          // TCP address for MQTT 3.1.1 and 5; "" or "off": none
+	TLS            BrokerTLS `yaml:"tls"`             // the TLS listener, see broker.go
+	AllowAnonymous bool      `yaml:"allow_anonymous"` // let clients without credentials in (demo only)
+	MaxClients     int       `yaml:"max_clients"`
+	MaxPacketBytes int       `yaml:"max_packet_bytes"`
+	// ConnectionRate is how many new connections per second one remote IP
+	// may open, with bursts of ConnectionBurst; 0: no limit. Addresses in
+	// ConnectionRateExempt (CIDRs) are not limited.
+	ConnectionRate       float64  `yaml:"connection_rate"`
+	ConnectionBurst      int      `yaml:"connection_burst"`
+	ConnectionRateExempt []string `yaml:"connection_rate_exempt"`
+	// ReceiveMaximum is how many QoS 1 and 2 publishes a client may have
+	// unacknowledged towards the broker; MaxInflight how many the broker
+	// keeps unacknowledged towards one client; MaxQueued how many messages
+	// may wait to be written to one client before new ones are dropped.
+	ReceiveMaximum int `yaml:"receive_maximum"`
+	MaxInflight    int `yaml:"max_inflight"`
+	MaxQueued      int `yaml:"max_queued"`
 	// MaxMessageExpiry caps how long the broker keeps a retained or queued
 	// message. 0 keeps them until a publisher's own expiry says otherwise.
 	MaxMessageExpiry time.Duration `yaml:"max_message_expiry"`
@@ -84,6 +99,7 @@ type Device struct {
 	ID           string            `yaml:"id"`
 	Username     string            `yaml:"username"`      // defaults to id
 	PasswordHash string            `yaml:"password_hash"` // bcrypt, from `flowgate passwd`
+	CertCN       string            `yaml:"cert_cn"`       // its client certificate's Common Name, for mutual TLS
 	TopicPrefix  string            `yaml:"topic_prefix"`  // defaults to devices/{id}/
 	Subscribe    []string          `yaml:"subscribe"`     // extra filters the device may subscribe to
 	Kind         string            `yaml:"kind"`          // its profile in profiles_file; empty: payloads are JSON objects kept as they are
@@ -177,10 +193,16 @@ func Default() *Config {
 		Gateway: Gateway{ID: "flowgate", ShutdownTimeout: 15 * time.Second, ReloadCheck: 2 * time.Second},
 		Log:     Log{Level: "info", Format: "text"},
 		Broker: Broker{
-			Listen:         ":1883",
-			MaxClients:     10000,
-			MaxPacketBytes: 1 << 20,
-			SessionExpiry:  24 * time.Hour,
+			Listen:               ":1883",
+			MaxClients:           10000,
+			MaxPacketBytes:       1 << 20,
+			SessionExpiry:        24 * time.Hour,
+			ConnectionRate:       20,
+			ConnectionBurst:      100,
+			ConnectionRateExempt: []string{"127.0.0.0/8", "::1/128"},
+			ReceiveMaximum:       1024,
+			MaxInflight:          1024,
+			MaxQueued:            1024,
 		},
 		HTTP: HTTP{Listen: "127.0.0.1:8080"},
 		Ingest: Ingest{

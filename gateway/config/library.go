@@ -33,6 +33,7 @@ func (c *Config) loadLibrary(dir string, opts yamlpos.Options) yamlpos.Errors {
 			cat, serrs := devices.CompileCatalog(f)
 			ferrs = append(ferrs, specErrors(doc, serrs)...)
 			catOK = len(ferrs) == 0
+			c.catalogOK = catOK
 			ferrs = append(ferrs, c.checkSLAClasses(doc, cat)...)
 			c.Library.Catalog = cat
 		}

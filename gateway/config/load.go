@@ -55,6 +55,7 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 		relativeTo(path, &c.Uplink.StoreDir)
 	}
 	relativeTo(path, &c.Uplink.CAFile, &c.Uplink.CertFile, &c.Uplink.KeyFile)
+	c.resolveBrokerFiles(path)
 	c.resolveRuleFiles(path)
 	c.src.files = c.readFiles()
 	errs = append(errs, c.validate()...)

@@ -79,7 +79,11 @@ func (c *Config) validateRules(k *checker) {
 	for _, rt := range c.Routes {
 		routes[rt.Name] = true
 	}
-	set, errs := rules.LoadFiles(r.Files, rules.Known{Routes: routes})
+	known := rules.Known{Routes: routes}
+	if cat := c.catalogIf(c.catalogOK); cat != nil {
+		known.Types = func(t string) bool { _, ok := cat.Entry(t); return ok }
+	}
+	set, errs := rules.LoadFiles(r.Files, known)
 	k.errs = append(k.errs, errs...)
 	if len(errs) == 0 {
 		r.set = set

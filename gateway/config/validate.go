@@ -9,8 +9,6 @@ import (
 	"sort"
 	"strings"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/flowgate/flowgate/devices"
 	"github.com/flowgate/flowgate/gateway/config/yamlpos"
 	"github.com/flowgate/flowgate/rules"
@@ -61,25 +59,8 @@ func (c *Config) validateGateway(k *checker) {
 	checkAddr(k, "http.listen", c.HTTP.Listen)
 }
 
-func (c *Config) validateBroker(k *checker) {
-	b := c.Broker
-	checkAddr(k, "broker.listen", b.Listen)
-	if b.MaxClients <= 0 {
-		k.errorf("broker.max_clients", "must be positive")
-	}
-	if b.MaxPacketBytes < 1024 || b.MaxPacketBytes > 256<<20 {
-		k.errorf("broker.max_packet_bytes", "must be between 1024 and 268435456")
-	}
-	if b.MaxMessageExpiry < 0 {
-		k.errorf("broker.max_message_expiry", "must not be negative (0 means no cap)")
-	}
-	if b.SessionExpiry < 0 {
-		k.errorf("broker.session_expiry", "must not be negative")
-	}
-}
-
 func (c *Config) validateDevices(k *checker) {
-	ids, users := map[string]bool{}, map[string]bool{}
+	ids, users, cns := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for i, d := range c.Devices {
 		src := c.src.devices[i]
 		dk := &checker{doc: src.doc}
@@ -93,9 +74,7 @@ func (c *Config) validateDevices(k *checker) {
 			dk.errorf(p+".username", "duplicate username %q", d.Username)
 		}
 		ids[d.ID], users[d.Username] = true, true
-		if _, err := bcrypt.Cost([]byte(d.PasswordHash)); err != nil {
-			dk.errorf(p+".password_hash", "not a bcrypt hash (make one with `flowgate passwd`)")
-		}
+		c.validateCredentials(dk, p, d, cns)
 		if !strings.HasSuffix(d.TopicPrefix, "/") || strings.ContainsAny(d.TopicPrefix, "+#") || strings.HasPrefix(d.TopicPrefix, "$") {
 			dk.errorf(p+".topic_prefix", "topic_prefix %q must end with '/' and have no wildcards or leading '$'", d.TopicPrefix)
 		}
@@ -136,6 +115,8 @@ func (c *Config) validateRoutes(k *checker) {
 		types[t.Type] = true
 	}
 	c.ruleTypes(types)
+	types[TypeDeviceOnline], types[TypeDeviceOffline] = true, true
+	cat := c.catalogIf(c.Library.Catalog != nil && c.catalogOK)
 	names := map[string]bool{}
 	for i, r := range c.Routes {
 		p := fmt.Sprintf("routes[%d]", i)
@@ -144,8 +125,11 @@ func (c *Config) validateRoutes(k *checker) {
 		}
 		names[r.Name] = true
 		for j, t := range r.Types {
-			if !types[t] {
+			switch _, catalogued := cat.Entry(t); {
+			case !types[t]:
 				k.errorf(fmt.Sprintf("%s.types[%d]", p, j), "no ingest topic or rule produces event type %q", t)
+			case cat != nil && !catalogued:
+				k.errorf(fmt.Sprintf("%s.types[%d]", p, j), "event type %q is not in catalog_file (it has %s)", t, listOrNone(cat.Names()))
 			}
 		}
 		if strings.TrimSpace(r.Filter) != "" {
