@@ -14,6 +14,13 @@ import (
 	"github.com/flowgate/flowgate/gateway/config"
 )
 
+// clientWritesPending is how many packets may wait to be written to one
+// client. mochi allocates this queue for every connection, and its default
+// (8,192 pointers: 64 KiB, scanned by every GC) cost 74 KB per device; a
+// device reads little, and a local subscriber keeps 1,024 messages of
+// slack on top of its socket buffers.
+const clientWritesPending = 1024
+
 // newBroker builds the embedded broker with capabilities chosen for a
 // gateway. It does not listen yet.
 func newBroker(c config.Broker, log *slog.Logger) *mqtt.Server {
@@ -34,6 +41,7 @@ func newBroker(c config.Broker, log *slog.Logger) *mqtt.Server {
 	caps.MaximumSessionExpiryInterval = uint32(min(c.SessionExpiry.Seconds(), math.MaxUint32))
 	caps.MaximumClients = int64(c.MaxClients)
 	caps.MaximumPacketSize = uint32(c.MaxPacketBytes)
+	caps.MaximumClientWritesPending = clientWritesPending
 	return mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		Logger:       log,
