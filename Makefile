@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: build run test bench lint cross fuzz chaos clean
+.PHONY: build run test bench bench-smoke lint cross fuzz chaos clean
 
 build: ## build flowgate and flowgate-sim for this machine into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/flowgate ./gateway/cmd/flowgate
@@ -19,9 +19,15 @@ run: build ## the whole job on this machine: gateway, simulated devices, stand-i
 test: ## every test, with the race detector; needs mosquitto (apt-get install mosquitto)
 	$(GO) test -race -count=1 ./...
 
-bench: ## benchmarks at full size (about 10 minutes: 1 M event backlogs); figures go into BENCHMARKS.md
-	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout=60m ./...
+bench: build ## benchmarks at full size (about 15 minutes: 1 M event backlogs, then mosquitto and flowgate side by side); figures go into BENCHMARKS.md
+	@mkdir -p $(BIN)
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout=60m ./... | tee $(BIN)/gobench.txt
+	@! grep -q '^FAIL' $(BIN)/gobench.txt || { echo "a benchmark failed"; exit 1; }
 	FLOWGATE_BACKLOG_TEST=1 $(GO) test -count=1 -timeout=10m -run='^TestStartWithBacklog$$' -v ./gateway/cmd/flowgate/
+	$(BIN)/flowgate-sim bench -flowgate $(BIN)/flowgate -config configs/bench/flowgate.yaml -gobench $(BIN)/gobench.txt -profile $(BIN)/profiles
+
+bench-smoke: build ## the side-by-side harness in a few seconds (proves it works, not the speed; make test runs it too)
+	$(BIN)/flowgate-sim bench -short -flowgate $(BIN)/flowgate -config configs/bench/flowgate.yaml
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -41,6 +47,9 @@ fuzz: ## a short run of every fuzz test
 	$(GO) test -run='^$$' -fuzz=FuzzParseTrack -fuzztime=$(FUZZTIME) ./sensors/sim/
 	for f in FuzzParseRules FuzzFilter FuzzLookup FuzzRestore; do \
 		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./rules/ || exit 1; done
+	for f in FuzzParseStamp FuzzReadPackets FuzzProcFiles; do \
+		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./firmware-sim/load/ || exit 1; done
+	$(GO) test -run='^$$' -fuzz='^FuzzParseGoBench$$' -fuzztime=$(FUZZTIME) ./firmware-sim/bench/
 	for f in FuzzStoreRecords FuzzMeta FuzzParseLog FuzzParseKey FuzzParseValue FuzzTopic; do \
 		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./uplink/ || exit 1; done
 

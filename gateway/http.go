@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,11 +85,19 @@ func (g *Gateway) startHTTP(wg *sync.WaitGroup) error {
 	mux.HandleFunc("GET /api/catalog", g.handleCatalog) // see catalog.go
 	mux.HandleFunc("GET /api/devices", g.handleDevices) // see devicesapi.go
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.m.reg, promhttp.HandlerOpts{}))
+	if g.cfg.HTTP.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index) // heap, goroutine, allocs… by name
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	ln, err := net.Listen("tcp", g.cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("gateway: http listener %s: %w", g.cfg.HTTP.Listen, err)
 	}
 	g.httpAddr = ln.Addr()
+	// No WriteTimeout: a CPU profile streams for as long as it was asked.
 	g.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	wg.Add(1)
 	go func() {

@@ -92,6 +92,10 @@ type Broker struct {
 // HTTP configures the health, metrics and API server.
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// Pprof serves Go's profiler under /debug/pprof/ (CPU and heap
+	// profiles, goroutines), for benchmarks and diagnosis. Only on a
+	// loopback listen address: profiles show the gateway's internals.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Device is one registered MQTT device.

@@ -57,6 +57,22 @@ func (c *Config) validateGateway(k *checker) {
 		k.errorf("log.format", "%q must be text or json", c.Log.Format)
 	}
 	checkAddr(k, "http.listen", c.HTTP.Listen)
+	if c.HTTP.Pprof && !loopback(c.HTTP.Listen) {
+		k.errorf("http.pprof", "needs http.listen on a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT), not %q: profiles show the gateway's internals", c.HTTP.Listen)
+	}
+}
+
+// loopback reports whether addr (host:port) listens on loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Config) validateDevices(k *checker) {

@@ -3,6 +3,7 @@
 //
 //	flowgate-sim [devices flags]      simulated devices (see -h)
 //	flowgate-sim load [flags]         a load generator for any MQTT broker
+//	flowgate-sim bench [flags]        the side-by-side benchmark of make bench
 package main
 
 import (
@@ -19,9 +20,12 @@ func main() {
 	switch cmd {
 	case "load":
 		os.Exit(runLoad(args[1:]))
+	case "bench":
+		os.Exit(runBench(args[1:]))
 	case "help", "-help", "--help":
 		fmt.Fprintln(os.Stderr, "Usage: flowgate-sim [flags]       simulated devices (flowgate-sim -h lists the flags)\n"+
-			"       flowgate-sim load [flags]  load generator for any MQTT broker (flowgate-sim load -h)")
+			"       flowgate-sim load [flags]  load generator for any MQTT broker (flowgate-sim load -h)\n"+
+			"       flowgate-sim bench [flags] mosquitto and flowgate side by side (flowgate-sim bench -h)")
 		os.Exit(0)
 	default:
 		os.Exit(runDevices(args))

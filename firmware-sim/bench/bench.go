@@ -1,0 +1,379 @@
+// Package bench is the side-by-side benchmark of `make bench` (issue 8):
+// the same load, from the same generator (package load), against Debian's
+// mosquitto and against the flowgate binary running the full pipeline
+// (configs/bench/flowgate.yaml: normalization, 50 rules, the durable outbox
+// forwarding every reading to a stand-in cloud mosquitto), alternating
+// A B A B in one run so that the ratios hold on a noisy machine. It also
+// measures latency through the gateway, its memory idle and under 1,000
+// devices, takes CPU and heap profiles of it, and adds the outbox figures
+// of the Go benchmarks. Run prints nothing but progress; Report.Markdown
+// writes the table.
+//
+// Every process it starts listens on 127.0.0.1 on a port found free, and
+// is stopped before Run returns.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/flowgate/flowgate/firmware-sim/load"
+)
+
+// Options is one harness run. Full and Short give the two sizes.
+type Options struct {
+	Flowgate  string // the flowgate binary
+	Config    string // the gateway's config (configs/bench/flowgate.yaml)
+	Mosquitto string // the mosquitto binary; empty: found on PATH or /usr/sbin
+	Dir       string // working files (configs, stores); empty: a temporary directory, removed after
+
+	Rounds           int           // ingest rounds, each mosquitto then flowgate
+	IngestDevices    int           // publisher connections
+	IngestDuration   time.Duration // of each ingest run
+	Inflight         int           // QoS 1 window of each device
+	Size             int           // payload bytes
+	LatencyRate      float64       // msg/s of the latency run
+	LatencyDuration  time.Duration //
+	IdleSettle       time.Duration // how long the gateway idles before its idle RSS is read
+	FootprintDevices int
+	FootprintRate    float64 // msg/s per device
+	FootprintTime    time.Duration
+
+	GoBench    string // `go test -bench` output to take the outbox figures from; empty: none
+	ProfileDir string // where to write the gateway's CPU and heap profiles; empty: none
+	Log        io.Writer
+}
+
+// Full is the size `make bench` runs: about three minutes.
+func Full() Options {
+	return Options{Rounds: 3, IngestDevices: 100, IngestDuration: 10 * time.Second, Inflight: 10, Size: 64,
+		LatencyRate: 5000, LatencyDuration: 10 * time.Second, IdleSettle: 5 * time.Second,
+		FootprintDevices: 1000, FootprintRate: 10, FootprintTime: 20 * time.Second, Log: io.Discard}
+}
+
+// Short proves the harness works in a few seconds; its figures mean
+// nothing.
+func Short() Options {
+	o := Full()
+	o.Rounds, o.IngestDevices, o.IngestDuration = 1, 10, time.Second
+	o.LatencyRate, o.LatencyDuration, o.IdleSettle = 500, time.Second, 200*time.Millisecond
+	o.FootprintDevices, o.FootprintTime = 20, time.Second
+	return o
+}
+
+// harness is one run's processes and files.
+type harness struct {
+	o       Options
+	dir     string
+	devices string
+	mosq    string
+	ref     *proc // mosquitto A: the reference broker
+	refAddr string
+	cloud   *proc // mosquitto behind the gateway
+	cloudAd string
+	gw      *gateway
+	rep     *Report
+	lost    [2]uint64 // messages lost in all runs: reference, flowgate
+}
+
+// Run runs every phase and returns the report.
+func Run(ctx context.Context, o Options) (rep *Report, err error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	h := &harness{o: o, rep: &Report{}}
+	if h.mosq, err = findMosquitto(o.Mosquitto); err != nil {
+		return nil, err
+	}
+	h.dir = o.Dir
+	if h.dir == "" {
+		if h.dir, err = os.MkdirTemp("", "flowgate-bench-"); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		defer os.RemoveAll(h.dir)
+	}
+	defer h.stopAll()
+	if h.devices, err = writeDevices(h.dir, max(o.IngestDevices, o.FootprintDevices)); err != nil {
+		return nil, err
+	}
+	if h.ref, h.refAddr, err = startMosquitto(ctx, h.mosq, h.dir, "mosquitto (reference)"); err != nil {
+		return nil, err
+	}
+	if h.cloud, h.cloudAd, err = startMosquitto(ctx, h.mosq, h.dir, "mosquitto (cloud)"); err != nil {
+		return nil, err
+	}
+	for _, phase := range []func(context.Context) error{h.idle, h.ingest, h.latency, h.footprint} {
+		if err := phase(ctx); err != nil {
+			return nil, err
+		}
+	}
+	h.rep.add(Row{Figure: "messages lost, every run above", Value: fmt.Sprint(h.lost[1]), Reference: fmt.Sprint(h.lost[0]),
+		Ratio: "—", Target: "0", Met: met(h.lost[1] == 0)})
+	if o.GoBench != "" {
+		if err := h.outbox(); err != nil {
+			return nil, err
+		}
+	}
+	return h.rep, nil
+}
+
+func (h *harness) stopAll() {
+	for _, p := range []*proc{h.ref, h.cloud} {
+		if p != nil {
+			p.stop()
+		}
+	}
+	if h.gw != nil {
+		h.gw.stop()
+	}
+}
+
+func (h *harness) logf(format string, args ...any) { fmt.Fprintf(h.o.Log, format+"\n", args...) }
+
+// restartGateway stops the gateway, if running, and starts a fresh one
+// with an empty store.
+func (h *harness) restartGateway(ctx context.Context) error {
+	if h.gw != nil {
+		h.gw.stop()
+		h.gw = nil
+	}
+	gw, err := startFlowgate(ctx, &h.o, h.dir, h.devices, h.cloudAd)
+	if err != nil {
+		return err
+	}
+	h.gw = gw
+	return nil
+}
+
+// loadConfig is the generator's settings shared by every run: devices
+// bench-0…, logging in with their id and password, publishing on their
+// own topic, one subscriber.
+func (h *harness) loadConfig(flowgate bool, devices int) load.Config {
+	c := load.Defaults()
+	c.Publishers, c.Subscribers, c.QoS, c.SubQoS, c.Size, c.Inflight = devices, 1, 1, 1, h.o.Size, h.o.Inflight
+	c.Topic, c.IDPrefix, c.SubIDPrefix = "devices/{id}/env", "bench-", "bench-sub-"
+	c.Username, c.Password = "{id}", devicePassword
+	c.Drain, c.DrainMax = 5*time.Second, 3*time.Minute
+	if flowgate {
+		c.Broker, c.SubBroker, c.SubTopic, c.PID = h.gw.mqtt, h.cloudAd, "flowgate/bench/events/bench.reading", h.gw.pid()
+	} else {
+		c.Broker, c.SubTopic, c.PID = h.refAddr, "devices/+/env", h.ref.pid()
+	}
+	return c
+}
+
+// runLoad runs the generator and checks the run is usable.
+func (h *harness) runLoad(ctx context.Context, what string, c load.Config, flowgate bool) (*load.Result, error) {
+	res, err := load.Run(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %s: %w", what, err)
+	}
+	i := 0
+	if flowgate {
+		i = 1
+	}
+	h.lost[i] += res.Lost
+	h.logf("%s: sent %d, acked %.0f/s, received %.0f/s, lost %d, p50 %v p99 %v, RSS max %s, generator CPU %v",
+		what, res.Sent, res.AckRate(), res.RecvRate(), res.Lost, res.P50, res.P99, mbytes(res.Broker.RSSMax), res.LoadCPU)
+	if len(res.Errors) > 0 {
+		return nil, fmt.Errorf("bench: %s: %v", what, res.Errors)
+	}
+	if res.Sent == 0 {
+		return nil, fmt.Errorf("bench: %s: nothing sent", what)
+	}
+	return res, nil
+}
+
+// idle starts the gateway and reads its memory after it idled.
+func (h *harness) idle(ctx context.Context) error {
+	if err := h.restartGateway(ctx); err != nil {
+		return err
+	}
+	t := time.NewTimer(h.o.IdleSettle)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	gw, err := load.ReadRSS(h.gw.pid())
+	if err != nil {
+		return err
+	}
+	ref, err := load.ReadRSS(h.ref.pid())
+	if err != nil {
+		return err
+	}
+	h.logf("idle: flowgate %s, mosquitto %s", mbytes(gw), mbytes(ref))
+	h.rep.add(Row{Figure: fmt.Sprintf("RSS idle, no device, %v after start", h.o.IdleSettle), Value: mbytes(gw),
+		Reference: mbytes(ref), Ratio: ratio(float64(gw), float64(ref)), Target: "≤ 25 MB", Met: met(gw <= 25<<20)})
+	return nil
+}
+
+// ingest alternates mosquitto and flowgate under the same load.
+func (h *harness) ingest(ctx context.Context) error {
+	var ratios, recvRatios []float64
+	var cpuShare float64
+	for round := 1; round <= h.o.Rounds; round++ {
+		var res [2]*load.Result
+		for i, flowgate := range []bool{false, true} {
+			c := h.loadConfig(flowgate, h.o.IngestDevices)
+			c.Duration = h.o.IngestDuration
+			stopProfile := h.profileIngest(ctx, flowgate && round == 1)
+			r, err := h.runLoad(ctx, fmt.Sprintf("ingest round %d %s", round, name(flowgate)), c, flowgate)
+			if perr := stopProfile(); err == nil && perr != nil {
+				err = perr
+			}
+			if err != nil {
+				return err
+			}
+			res[i] = r
+			cpuShare = max(cpuShare, r.LoadCPU.Seconds()/r.AckTime.Seconds())
+		}
+		a, b := res[0], res[1]
+		ratios = append(ratios, b.AckRate()/a.AckRate())
+		recvRatios = append(recvRatios, b.RecvRate()/a.RecvRate())
+		h.rep.add(Row{Figure: fmt.Sprintf("ingest, round %d: QoS 1 publishes acknowledged, %d devices, %d B", round, h.o.IngestDevices, h.o.Size),
+			Value: rate(b.AckRate()), Reference: rate(a.AckRate()), Ratio: ratio(b.AckRate(), a.AckRate()),
+			Target: "≥ 1.0×", Met: met(b.AckRate() >= a.AckRate())})
+		h.rep.add(Row{Figure: fmt.Sprintf("ingest, round %d: delivered to the subscriber (cloud for Flowgate)", round),
+			Value: rate(b.RecvRate()), Reference: rate(a.RecvRate()), Ratio: ratio(b.RecvRate(), a.RecvRate()), Target: "—", Met: "—"})
+	}
+	med := median(ratios)
+	h.rep.add(Row{Figure: fmt.Sprintf("ingest: median ratio of %d rounds (spread %.2f–%.2f)", len(ratios), slices.Min(ratios), slices.Max(ratios)),
+		Value: "—", Reference: "—", Ratio: fmt.Sprintf("%.2f×", med), Target: "≥ 1.0×", Met: met(med >= 1)})
+	h.rep.note("Ingest: each device keeps up to %d QoS 1 publishes in flight; the subscriber is QoS 1. Mosquitto acknowledges on receipt; "+
+		"Flowgate once the event is fsynced in its outbox, and then forwards it to the cloud mosquitto, where the subscriber is. "+
+		"The generator used at most %.0f%% of one core in these runs.", h.o.Inflight, cpuShare*100)
+	return nil
+}
+
+// profileIngest starts a CPU profile of the gateway for the ingest run
+// about to start; the returned function waits for it and takes a heap
+// profile.
+func (h *harness) profileIngest(ctx context.Context, on bool) func() error {
+	if !on || h.o.ProfileDir == "" {
+		return func() error { return nil }
+	}
+	if err := os.MkdirAll(h.o.ProfileDir, 0o755); err != nil {
+		return func() error { return fmt.Errorf("bench: %w", err) }
+	}
+	cpu := filepath.Join(h.o.ProfileDir, "flowgate-ingest-cpu.pprof")
+	heap := filepath.Join(h.o.ProfileDir, "flowgate-ingest-heap.pprof")
+	secs := max(int(h.o.IngestDuration/time.Second)-1, 1)
+	done := make(chan error, 1)
+	go func() { done <- h.gw.profile(ctx, "profile", secs, cpu) }()
+	return func() error {
+		err := <-done
+		if err == nil {
+			err = h.gw.profile(ctx, "heap", 0, heap)
+		}
+		if err == nil {
+			h.rep.note("Profiles of the gateway during ingest round 1: `go tool pprof -top %s %s` (CPU, %d s), and %s (heap after the run).",
+				h.o.Flowgate, cpu, secs, heap)
+		}
+		return err
+	}
+}
+
+// latency sends a steady rate through each broker.
+func (h *harness) latency(ctx context.Context) error {
+	var res [2]*load.Result
+	for i, flowgate := range []bool{false, true} {
+		c := h.loadConfig(flowgate, h.o.IngestDevices)
+		c.Rate, c.Duration = h.o.LatencyRate, h.o.LatencyDuration
+		r, err := h.runLoad(ctx, fmt.Sprintf("latency at %.0f/s %s", h.o.LatencyRate, name(flowgate)), c, flowgate)
+		if err != nil {
+			return err
+		}
+		res[i] = r
+	}
+	a, b := res[0], res[1]
+	fig := fmt.Sprintf("latency device → cloud at %s msg/s, %d devices", thousands(int64(h.o.LatencyRate)), h.o.IngestDevices)
+	h.rep.add(Row{Figure: fig + ", p50", Value: ms(b.P50), Reference: ms(a.P50), Ratio: ratio(float64(b.P50), float64(a.P50)), Target: "—", Met: "—"})
+	h.rep.add(Row{Figure: fig + ", p99", Value: ms(b.P99), Reference: ms(a.P99), Ratio: ratio(float64(b.P99), float64(a.P99)),
+		Target: "≤ 5 ms", Met: met(b.P99 <= 5*time.Millisecond)})
+	h.rep.add(Row{Figure: fig + ", p99.9", Value: ms(b.P999), Reference: ms(a.P999), Ratio: ratio(float64(b.P999), float64(a.P999)), Target: "—", Met: "—"})
+	h.rep.note("Latency: from the time each message was due (stamped in its payload) to its arrival at the subscriber; "+
+		"for mosquitto (the reference) that is device → broker → subscriber, for Flowgate device → gateway (fsync) → cloud mosquitto → subscriber. Achieved rates: %s and %s.",
+		rate(a.RecvRate()), rate(b.RecvRate()))
+	return nil
+}
+
+// footprint runs many slow devices against a fresh gateway.
+func (h *harness) footprint(ctx context.Context) error {
+	if err := h.restartGateway(ctx); err != nil {
+		return err
+	}
+	var res [2]*load.Result
+	total := h.o.FootprintRate * float64(h.o.FootprintDevices)
+	for i, flowgate := range []bool{false, true} {
+		c := h.loadConfig(flowgate, h.o.FootprintDevices)
+		c.Rate, c.Duration, c.Inflight = total, h.o.FootprintTime, 1
+		r, err := h.runLoad(ctx, fmt.Sprintf("footprint %d devices %s", h.o.FootprintDevices, name(flowgate)), c, flowgate)
+		if err != nil {
+			return err
+		}
+		res[i] = r
+	}
+	a, b := res[0].Broker.RSSMax, res[1].Broker.RSSMax
+	h.rep.add(Row{Figure: fmt.Sprintf("RSS, largest sample, %s devices at %.0f msg/s each for %v", thousands(int64(h.o.FootprintDevices)), h.o.FootprintRate, h.o.FootprintTime),
+		Value: mbytes(b), Reference: mbytes(a), Ratio: ratio(float64(b), float64(a)), Target: "≤ 60 MB", Met: met(b <= 60<<20)})
+	h.rep.add(Row{Figure: "the same run: p99 latency device → cloud", Value: ms(res[1].P99), Reference: ms(res[0].P99),
+		Ratio: ratio(float64(res[1].P99), float64(res[0].P99)), Target: "—", Met: "—"})
+	return nil
+}
+
+// outbox adds the uplink's enqueue and drain figures from the Go
+// benchmarks' output.
+func (h *harness) outbox() error {
+	f, err := os.Open(h.o.GoBench)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	defer f.Close()
+	g, err := parseGoBench(f)
+	if err != nil {
+		return fmt.Errorf("bench: %s: %w", h.o.GoBench, err)
+	}
+	type fig struct {
+		figure, name, ref string
+		target            float64
+	}
+	for _, x := range []fig{
+		{"outbox: durable enqueues (group commit)", "BenchmarkDurableEnqueue", "BenchmarkRawBadgerBatch/explicit", 100000},
+		{"outbox: 1 M backlog drained to mosquitto, window 20", "BenchmarkDrainBacklog/window=20/uplink", "BenchmarkDrainBacklog/window=20/paho_memory", 20000},
+		{"outbox: 1 M backlog drained to mosquitto, window 256", "BenchmarkDrainBacklog/window=256/uplink", "BenchmarkDrainBacklog/window=256/paho_memory", 20000},
+	} {
+		v, ok := g.value(x.name, "events/s")
+		if !ok {
+			h.rep.note("%s: not in %s", x.name, h.o.GoBench)
+			continue
+		}
+		ref, _ := g.value(x.ref, "events/s")
+		h.rep.add(Row{Figure: x.figure, Value: rate(v), Reference: rate(ref), Ratio: ratio(v, ref), Target: "≥ " + rate(x.target), Met: met(v >= x.target)})
+	}
+	h.rep.note("Outbox references: raw Badger batches of the same bytes (enqueue) and paho publishing the same events from memory (drain), from the Go benchmarks of the same `make bench`.")
+	return nil
+}
+
+func name(flowgate bool) string {
+	if flowgate {
+		return "flowgate"
+	}
+	return "mosquitto"
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
