@@ -75,10 +75,7 @@ func (f facilityFaults) sensor(o Options, p *Plan, i int, rng *rand.Rand) []Mess
 	base := 19 + 3*rng.Float64()
 	phase := rng.Float64() * 2 * math.Pi
 	stuckValue := math.NaN()
-	fast := o.Interval / 8
-	if fast < time.Second {
-		fast = time.Second
-	}
+	fast := max(o.Interval/8, time.Millisecond)
 	for t := p.Start; t.Before(p.End); {
 		v := base + 0.5*math.Sin(phase+2*math.Pi*t.Sub(p.Start).Hours()/6) + 0.05*rng.NormFloat64()
 		warm, alarm := 0.0, false
@@ -86,7 +83,7 @@ func (f facilityFaults) sensor(o Options, p *Plan, i int, rng *rand.Rand) []Mess
 			warm, alarm = f.storm(t)
 		}
 		v += warm
-		if i == f.spiky && rng.IntN(200) == 0 {
+		if i == f.spiky && rng.IntN(100) == 0 {
 			v += 35 // a loose probe
 		}
 		if i == f.stuck && !t.Before(f.stuckAt) {
