@@ -120,8 +120,10 @@ func demoDevices(cfg *config.Config, g *gateway.Gateway, interval time.Duration,
 	if n == 0 {
 		return nil, fmt.Errorf("no devices of kind sim-env in the config (devices_file: scenarios/facility-devices.yaml)")
 	}
+	// 10,000 readings per room (at the default -interval 2s, 5.5 hours):
+	// the plan is made before the first is sent.
 	start := time.Now().UTC().Truncate(time.Second)
-	plan, err := sim.NewPlan("facility", sim.Options{Seed: 1, Start: start, Duration: 24 * time.Hour,
+	plan, err := sim.NewPlan("facility", sim.Options{Seed: 1, Start: start, Duration: 10000 * interval,
 		Devices: n, Interval: interval, Faults: 0.02})
 	if err != nil {
 		return nil, err
