@@ -1,6 +1,9 @@
 package sim
 
-import "time"
+import (
+	"sort"
+	"time"
+)
 
 // The trackers below follow one key's values as a device sent them and
 // say which notable events the shipped rules (configs/rules/) make of
@@ -242,4 +245,8 @@ func geofenceTruth(ms []Message, z rect, subject string) []Truth {
 		in = z.contains(lat, lon)
 	}
 	return out
+}
+
+func sortPoints(ps []point) {
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].t.Before(ps[j].t) })
 }

@@ -32,6 +32,8 @@ func TestScenarioFacility(t *testing.T) { runScenario(t, "facility", 6*time.Hour
 
 func TestScenarioColdchain(t *testing.T) { runScenario(t, "coldchain", 12*time.Hour, 3600) }
 
+func TestScenarioFleet(t *testing.T) { runScenario(t, "fleet", 12*time.Hour, 2400) }
+
 func runScenario(t *testing.T, name string, d time.Duration, speed float64) {
 	cloud := uplinktest.StartMosquitto(t)
 	got := uplinktest.Subscribe(t, cloud.URL(), "flowgate/#")
