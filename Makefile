@@ -13,8 +13,8 @@ build: ## build flowgate and flowgate-sim for this machine into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/flowgate ./gateway/cmd/flowgate
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/flowgate-sim ./firmware-sim/cmd/flowgate-sim
 
-run: build ## the whole job on this machine: gateway, simulated devices, stand-in cloud (Ctrl-C stops)
-	$(BIN)/flowgate demo -c configs/demo.yaml
+run: build ## the whole job on this machine: gateway, flowgate-sim's facility scenario, stand-in cloud (Ctrl-C stops)
+	$(BIN)/flowgate demo -c configs/demo.yaml   # runs flowgate-sim's facility scenario in-process (firmware-sim.Runner)
 
 test: ## every test, with the race detector; needs mosquitto (apt-get install mosquitto)
 	$(GO) test -race -count=1 ./...
@@ -50,6 +50,7 @@ fuzz: ## a short run of every fuzz test
 	for f in FuzzParseStamp FuzzReadPackets FuzzProcFiles; do \
 		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./firmware-sim/load/ || exit 1; done
 	$(GO) test -run='^$$' -fuzz='^FuzzParseGoBench$$' -fuzztime=$(FUZZTIME) ./firmware-sim/bench/
+	$(GO) test -run='^$$' -fuzz=FuzzReadTruth -fuzztime=$(FUZZTIME) ./firmware-sim/
 	for f in FuzzStoreRecords FuzzMeta FuzzParseLog FuzzParseKey FuzzParseValue FuzzTopic; do \
 		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./uplink/ || exit 1; done
 

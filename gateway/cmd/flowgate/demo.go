@@ -21,8 +21,9 @@ import (
 	"github.com/flowgate/flowgate/gateway/config"
 )
 
-// demoPassword is the password of every device in configs/demo.yaml.
-const demoPassword = "demo"
+// demoSecret is flowgate-sim's default -secret, from which the passwords
+// of configs/scenarios/facility-devices.yaml derive.
+const demoSecret = "flowgate-sim"
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("flowgate demo", flag.ContinueOnError)
@@ -32,8 +33,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: flowgate demo [-c FILE] [-interval 2s]\n\n"+
 			"Run the gateway with FILE, a stand-in cloud broker at its uplink url, and\n"+
-			"simulated devices (password \"demo\") for every device FILE declares. Prints\n"+
-			"what the devices send, what is dead-lettered, and what reaches the cloud.\n\nFlags:")
+			"flowgate-sim's facility scenario, in real time, for FILE's devices of kind\n"+
+			"sim-env. Prints what the devices send, what is dead-lettered, and what\n"+
+			"reaches the cloud.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args); !ok {
@@ -78,11 +80,22 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	_ = g.Subscribe(cfg.Ingest.DeadLetterTopic, func(_ string, payload []byte) { out.deadLetter(payload) })
 	out.line("flowgate demo: gateway mqtt://%s, cloud %s, metrics http://%s/metrics; Ctrl-C stops", g.BrokerAddr(), cfg.Uplink.URL, cfg.HTTP.Listen)
 
-	fleet := demoFleet(cfg, g, *interval, out, log)
+	runner, err := demoDevices(cfg, g, *interval, out, log)
+	if err != nil {
+		log.Error("simulated devices", "err", err)
+		stop()
+		<-gwErr
+		return 1
+	}
 	simCtx, stopSim := context.WithCancel(ctx)
 	defer stopSim()
 	wg.Add(1)
-	go func() { defer wg.Done(); _ = fleet.Run(simCtx) }()
+	go func() {
+		defer wg.Done()
+		if err := runner.Run(simCtx); err != nil && simCtx.Err() == nil {
+			log.Error("simulated devices", "err", err)
+		}
+	}()
 
 	err = <-gwErr
 	stopSim()
@@ -93,14 +106,33 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func demoFleet(cfg *config.Config, g *gateway.Gateway, interval time.Duration, out *printer, log *slog.Logger) *sim.Fleet {
-	f := &sim.Fleet{Broker: "mqtt://" + g.BrokerAddr(), Interval: interval, Seed: 1,
-		MalformedEvery: 5, Logger: log.With("component", "sim"),
-		OnPublish: func(device, topic string, payload []byte) { out.line("device  %-9s → %s %s", device, topic, payload) }}
+// demoDevices is flowgate-sim's facility scenario, in real time from now:
+// the rooms of configs/scenarios/facility-devices.yaml (their passwords
+// derive from flowgate-sim's default secret), a few of them failing, one
+// in fifty payloads malformed. It prints every publish.
+func demoDevices(cfg *config.Config, g *gateway.Gateway, interval time.Duration, out *printer, log *slog.Logger) (*sim.Runner, error) {
+	var n int
 	for _, d := range cfg.Devices {
-		f.Devices = append(f.Devices, sim.Device{ID: d.ID, Username: d.Username, Password: demoPassword})
+		if d.Kind == "sim-env" {
+			n++
+		}
 	}
-	return f
+	if n == 0 {
+		return nil, fmt.Errorf("no devices of kind sim-env in the config (devices_file: scenarios/facility-devices.yaml)")
+	}
+	// 10,000 readings per room (at the default -interval 2s, 5.5 hours):
+	// the plan is made before the first is sent.
+	start := time.Now().UTC().Truncate(time.Second)
+	plan, err := sim.NewPlan("facility", sim.Options{Seed: 1, Start: start, Duration: 10000 * interval,
+		Devices: n, Interval: interval, Faults: 0.02})
+	if err != nil {
+		return nil, err
+	}
+	return &sim.Runner{Broker: "mqtt://" + g.BrokerAddr(), Plan: plan, Clock: &sim.Clock{Start: start, Speed: 1},
+		Secret: demoSecret, QoS: 1, Logger: log.With("component", "sim"),
+		OnPublish: func(device string, m *sim.Message) {
+			out.line("device  %-9s → devices/%s/%s %s", device, device, m.Topic, m.Payload())
+		}}, nil
 }
 
 // startCloud runs an embedded broker standing in for the cloud at rawURL
