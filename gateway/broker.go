@@ -60,6 +60,8 @@ type brokerHook struct {
 	mqtt.HookBase
 	registry *atomic.Pointer[devices.Registry]
 	pipe     *pipeline
+	acks     *acker
+	broker   *mqtt.Server
 	presence *presenceEvents
 	m        *metrics
 	log      *slog.Logger
@@ -129,7 +131,10 @@ func (h *brokerHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool 
 // OnPublish hands a device's publish to the pipeline. Publishes by the
 // gateway itself (the inline client) pass through untouched. If the
 // pipeline cannot accept the event, the packet is rejected without a PUBACK
-// so that the device resends it.
+// so that the device resends it. A QoS 1 publish is acknowledged by the
+// acker once on disk (see acks.go) and relayed to local subscribers at
+// QoS 0; QoS 0 needs no wait, and QoS 2 is acknowledged by mochi once
+// handle returns.
 func (h *brokerHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil
@@ -139,8 +144,25 @@ func (h *brokerHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		return pk, packets.ErrRejectPacket
 	}
 	h.presence.tracker.Published(d.ID, h.presence.now())
-	if err := h.pipe.handle(d, cl.ID, pk.TopicName, pk.Payload); err != nil {
-		return pk, packets.ErrRejectPacket
+	switch pk.FixedHeader.Qos {
+	case 0, 1:
+		ps, err := h.pipe.accept(d, cl.ID, pk.TopicName, pk.Payload)
+		if err != nil {
+			return pk, packets.ErrRejectPacket
+		}
+		if pk.FixedHeader.Qos == 1 {
+			if !h.acks.later(cl, pk.PacketID, ps) {
+				h.m.limits.receiveMaximum.Add(1)
+				h.log.Info("client disconnected: more unacknowledged publishes than broker.receive_maximum", "client", cl.ID)
+				_ = h.broker.DisconnectClient(cl, packets.ErrReceiveMaximum)
+				return pk, packets.ErrRejectPacket
+			}
+			pk.FixedHeader.Qos = 0 // mochi neither acknowledges it nor holds it in flight
+		}
+	default:
+		if err := h.pipe.handle(d, cl.ID, pk.TopicName, pk.Payload); err != nil {
+			return pk, packets.ErrRejectPacket
+		}
 	}
 	return pk, nil
 }
@@ -169,6 +191,7 @@ func (h *brokerHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	reason := goneReason(cl, err)
 	h.m.disconnects.WithLabelValues(reason).Inc()
 	h.presence.disconnected(cl, reason)
+	h.acks.gone(cl)
 }
 
 // OnWillSent hands a device's Will, which the broker publishes itself when

@@ -30,6 +30,7 @@ type Gateway struct {
 	registry atomic.Pointer[devices.Registry]
 	broker   *mqtt.Server
 	pipe     *pipeline
+	acks     *acker
 	up       *uplink.Uplink
 	http     *http.Server
 	sensors  *sensorRuntime
@@ -92,7 +93,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g.presence.setTypes(cfg.PresenceTypes())
 	g.m.watchPresence(g.presence.tracker)
 	g.m.watchLimits(g.broker)
-	hook := &brokerHook{registry: &g.registry, pipe: g.pipe, presence: g.presence, m: g.m, log: log.With("component", "auth")}
+	g.acks = newAcker(g.pipe.durable, cfg.Broker.ReceiveMaximum)
+	hook := &brokerHook{registry: &g.registry, pipe: g.pipe, acks: g.acks, broker: g.broker, presence: g.presence, m: g.m, log: log.With("component", "auth")}
 	if err := g.broker.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -216,6 +218,11 @@ func (g *Gateway) shutdown(stopUplink, stopClock context.CancelFunc) error {
 	case <-brokerDone:
 	case <-ctx.Done():
 		errs = append(errs, errors.New("gateway: broker did not close in time"))
+	}
+	// What the devices' last publishes put into the outbox is written, and
+	// acknowledged if their connections still take it.
+	if err := g.acks.close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("gateway: acknowledgements: %w", err))
 	}
 	// The rules' clock moves on once more, delivering what fell due, and
 	// stops.

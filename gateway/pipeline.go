@@ -15,10 +15,32 @@ import (
 	"github.com/flowgate/flowgate/uplink"
 )
 
-// sink is where routed events go upstream: the uplink. EnqueueClass
-// returns once the event is accepted (with a store, once it is on disk).
+// sink is where routed events go upstream: the uplink. Submit queues an
+// event for the store's next group commit (waiting only while the outbox
+// is full) and returns its promise, done once the event is on disk.
 type sink interface {
-	EnqueueClass(ctx context.Context, ev *event.Event, class string) error
+	Submit(ctx context.Context, ev *event.Event, class string) (uplink.Durable, error)
+}
+
+// pending is what one publish put into the outbox: the promises to wait
+// for before it counts as accepted. Events submitted one after another
+// join the same group commit, so there is nearly always one.
+type pending []uplink.Durable
+
+func (ps *pending) add(d uplink.Durable) {
+	if n := len(*ps); n == 0 || (*ps)[n-1] != d {
+		*ps = append(*ps, d)
+	}
+}
+
+// wait returns nil once every event is on disk.
+func (ps pending) wait(ctx context.Context) error {
+	for _, d := range ps {
+		if err := d.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // errStopped is returned for publishes that arrive after the pipeline closed.
@@ -49,54 +71,77 @@ func (p *pipeline) init() {
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 }
 
-// handle processes one publish. It returns an error only when the event
-// could not be accepted upstream; the broker then withholds the device's
-// PUBACK, so the device sends it again when it reconnects. A bad payload is not an error here:
-// it is dead-lettered, counted, and acknowledged.
-func (p *pipeline) handle(d *devices.Device, clientID, topic string, payload []byte) error {
+// accept takes one publish in: normalized, through the rules, and what it
+// causes queued for the outbox. It returns what to wait for before the
+// publish counts as accepted (see pending.wait), or why it was not taken;
+// the broker then withholds the device's PUBACK, so the device sends it
+// again when it reconnects. A bad payload is not an error here: it is
+// dead-lettered and counted, and accepted at once.
+func (p *pipeline) accept(d *devices.Device, clientID, topic string, payload []byte) (pending, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
-		return errStopped
+		return nil, errStopped
 	}
 	p.m.received.Inc()
 	now := p.now()
 	ev, err := p.norm.Normalize(d, topic, payload, now)
 	if err != nil {
 		p.deadLetter(d, clientID, topic, payload, now, err)
-		return nil
+		return nil, nil
 	}
-	upErr, routed := p.route(ev)
+	ps, upErr, routed := p.route(ev)
 	if !routed {
 		p.m.unrouted.Inc()
 	}
 	switch {
 	case errors.Is(upErr, uplink.ErrInvalidEvent):
 		p.deadLetter(d, clientID, topic, payload, now, &devices.RejectError{Reason: devices.ReasonUndeliverable, Detail: upErr.Error()})
-		return nil
+		return nil, nil
 	case upErr != nil:
 		p.m.rejected.Inc()
 		p.log.Warn("uplink did not accept event; not acknowledged, the device resends it when it reconnects",
 			"id", ev.ID, "device", d.ID, "err", upErr)
 	}
-	return upErr
+	return ps, upErr
 }
 
-// route runs an event through the rules and delivers what they produce:
-// into the uplink and onto local topics. It returns the first error of the
-// uplink, and whether any route took the event or what it caused.
-func (p *pipeline) route(ev *event.Event) (upErr error, routed bool) {
+// handle is accept and the wait for the store: for a publish that is
+// acknowledged, or not, when handle returns.
+func (p *pipeline) handle(d *devices.Device, clientID, topic string, payload []byte) error {
+	ps, err := p.accept(d, clientID, topic, payload)
+	if err != nil {
+		return err
+	}
+	return p.durable(ps)
+}
+
+// durable waits until what a publish put into the outbox is on disk. If
+// the store fails, or the shutdown's drain runs out of time, the publish
+// is not accepted.
+func (p *pipeline) durable(ps pending) error {
+	if err := ps.wait(p.ctx); err != nil {
+		p.m.rejected.Inc()
+		p.log.Warn("events not written to the outbox; the publish is not acknowledged, its device resends it", "err", err)
+		return err
+	}
+	return nil
+}
+
+// route runs an event through the rules and hands what they produce on:
+// into the outbox and onto local topics. It returns what it put into the
+// outbox, the first error of the uplink, and whether any route took the
+// event or what it caused.
+func (p *pipeline) route(ev *event.Event) (ps pending, upErr error, routed bool) {
 	var check derivedCheck
 	p.flow.Process(ev, func(o rules.Output) {
 		routed = true
 		if o.Event != ev && !check.ok(p, o) {
 			return
 		}
-		if err := p.deliver(o); err != nil && upErr == nil {
-			upErr = err
-		}
+		p.deliver(o, &ps, &upErr)
 	})
-	return upErr, routed
+	return ps, upErr, routed
 }
 
 // derivedCheck validates the events the rules derive against the catalog,
@@ -151,7 +196,7 @@ func (p *pipeline) system(ev *event.Event) {
 		p.deadLetterEvent(ev, "", err)
 		return
 	}
-	upErr, routed := p.route(ev)
+	_, upErr, routed := p.route(ev) // nobody waits for the store: the committer reports its failures
 	if !routed {
 		p.m.unrouted.Inc()
 	}
@@ -161,15 +206,23 @@ func (p *pipeline) system(ev *event.Event) {
 	}
 }
 
-// deliver sends one output on: into the uplink, or onto a local topic.
-func (p *pipeline) deliver(o rules.Output) error {
+// deliver sends one output on: onto a local topic, and into the outbox,
+// adding its promise to ps, or its error to *upErr if there is none yet.
+func (p *pipeline) deliver(o rules.Output, ps *pending, upErr *error) {
 	if o.Topic != "" {
 		p.publishLocal(o)
 	}
-	if o.Uplink {
-		return p.up.EnqueueClass(p.ctx, o.Event, o.Class)
+	if !o.Uplink {
+		return
 	}
-	return nil
+	d, err := p.up.Submit(p.ctx, o.Event, o.Class)
+	if err != nil {
+		if *upErr == nil {
+			*upErr = err
+		}
+		return
+	}
+	ps.add(d)
 }
 
 // advance moves the rules' clock on and delivers what falls due (closed
@@ -177,15 +230,21 @@ func (p *pipeline) deliver(o rules.Output) error {
 // device is waiting to resend it.
 func (p *pipeline) advance() {
 	var check derivedCheck
+	var ps pending
 	p.flow.Advance(func(o rules.Output) {
 		if !check.ok(p, o) {
 			return
 		}
-		if err := p.deliver(o); err != nil {
+		var err error
+		if p.deliver(o, &ps, &err); err != nil {
 			p.m.rejected.Inc()
 			p.log.Error("uplink did not accept a rule's event", "id", o.Event.ID, "type", o.Event.Type, "route", o.Route, "err", err)
 		}
 	})
+	if err := ps.wait(p.ctx); err != nil {
+		p.m.rejected.Inc()
+		p.log.Error("rules' events not written to the outbox", "err", err)
+	}
 }
 
 func (p *pipeline) publishLocal(o rules.Output) {

@@ -11,13 +11,15 @@ import (
 	"github.com/flowgate/flowgate/devices"
 	"github.com/flowgate/flowgate/event"
 	"github.com/flowgate/flowgate/rules"
+	"github.com/flowgate/flowgate/uplink"
 )
 
-// sinkFunc adapts a function to the pipeline's sink.
+// sinkFunc adapts a function to the pipeline's sink: what it accepts is
+// on disk at once.
 type sinkFunc func(context.Context, *event.Event) error
 
-func (f sinkFunc) EnqueueClass(ctx context.Context, ev *event.Event, _ string) error {
-	return f(ctx, ev)
+func (f sinkFunc) Submit(ctx context.Context, ev *event.Event, _ string) (uplink.Durable, error) {
+	return uplink.Durable{}, f(ctx, ev)
 }
 
 func testPipeline(tb testing.TB, up sink, local func(string, []byte) error) *pipeline {

@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -34,9 +35,22 @@ func (u *Uplink) withStore(fn func(db *badger.DB) error) error {
 }
 
 // SaveState replaces the state record name with value, durably: when it
-// returns nil, the record survives a crash.
+// returns nil, the record survives a crash. Every event submitted before
+// it is on disk first, so a state that counts on those events (a rule that
+// has emitted them) is never saved without them.
 func (u *Uplink) SaveState(name string, value []byte) error {
 	err := u.withStore(func(db *badger.DB) error {
+		u.mu.Lock()
+		b := u.ob.pend
+		if b == nil {
+			b = u.ob.writing
+		}
+		u.mu.Unlock()
+		if b != nil {
+			if err := (Durable{b}).Wait(context.Background()); err != nil {
+				return err
+			}
+		}
 		if err := db.Update(func(txn *badger.Txn) error { return txn.Set(stateKey(name), value) }); err != nil {
 			return err
 		}

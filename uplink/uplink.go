@@ -188,29 +188,67 @@ func (u *Uplink) Enqueue(ctx context.Context, ev *event.Event) error {
 // "" is the last class, Enqueue's. An unknown class is refused with
 // ErrUnknownClass.
 func (u *Uplink) EnqueueClass(ctx context.Context, ev *event.Event, class string) error {
-	rec, err := u.encode(ev)
+	d, err := u.Submit(ctx, ev, class)
 	if err != nil {
 		return err
 	}
+	return d.Wait(ctx)
+}
+
+// Durable is the promise of an event submitted to the outbox: Wait says
+// when it is on disk (or in memory, without a store), and so accepted.
+type Durable struct{ b *batch }
+
+// Wait returns nil once the event is accepted, the store's error if it
+// could not be written, or ctx's if ctx ends first (the event may then
+// still be delivered).
+func (d Durable) Wait(ctx context.Context) error {
+	if d.b == nil {
+		return nil
+	}
+	return waitDurable(ctx, d.b)
+}
+
+// Done is closed once Wait would not block.
+func (d Durable) Done() <-chan struct{} {
+	if d.b == nil {
+		return closedChan
+	}
+	return d.b.done
+}
+
+
+// Submit is EnqueueClass without the wait for the store: it returns once
+// the event is queued for the next group commit (waiting only while the
+// outbox is full), and Wait on the result waits for that commit. Events
+// submitted one after the other are written in that order, so their
+// Durables become done in that order too. A device's publishes can so be
+// taken in while earlier ones are still being written, and acknowledged
+// each once it is on disk.
+func (u *Uplink) Submit(ctx context.Context, ev *event.Event, class string) (Durable, error) {
+	rec, err := u.encode(ev)
+	if err != nil {
+		return Durable{}, err
+	}
 	if err := u.Open(); err != nil {
-		return err
+		return Durable{}, err
 	}
 	li, err := u.lane(class)
 	if err != nil {
-		return err
+		return Durable{}, err
 	}
 	for {
 		b, wait, err := u.append(li, rec)
 		switch {
 		case b != nil:
-			return waitDurable(ctx, b)
+			return Durable{b}, nil
 		case wait == nil:
-			return err
+			return Durable{}, err
 		}
 		select {
 		case <-wait:
 		case <-ctx.Done():
-			return fmt.Errorf("uplink: enqueue: queue full: %w", ctx.Err())
+			return Durable{}, fmt.Errorf("uplink: enqueue: queue full: %w", ctx.Err())
 		}
 	}
 }

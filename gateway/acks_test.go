@@ -1,0 +1,198 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowgate/flowgate/gateway/config"
+	"github.com/flowgate/flowgate/uplink/uplinktest"
+)
+
+// TestPublishesInFlight: a device sends 200 QoS 1 publishes without
+// waiting for any PUBACK (an MQTT 3.1.1 client on a raw connection). The
+// gateway takes them in while earlier ones are still being written to the
+// on-disk outbox, and acknowledges each once it is on disk, in the order
+// they came; every event reaches the cloud, and every publish is relayed
+// to local subscribers of the device's topic.
+func TestPublishesInFlight(t *testing.T) {
+	g, addr, got := startAckGateway(t, "")
+	relayed := &localCollector{}
+	if err := g.Subscribe("devices/#", relayed.add); err != nil {
+		t.Fatal(err)
+	}
+
+	conn, r := rawDevice(t, addr, "dev-1")
+	const n = 200
+	if _, err := conn.Write(burst(n)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		ack := readPacket(t, r)
+		if ack[0] != 0x40 || int(ack[2])<<8|int(ack[3]) != i {
+			t.Fatalf("packet %d back: %x, want the PUBACK of publish %d", i, ack, i)
+		}
+	}
+	msgs := got.WaitN(t, n, 20*time.Second)
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		seen[string(m.Payload)] = true
+	}
+	for i := 1; i <= n; i++ {
+		if !anyContains(seen, fmt.Sprintf(`"data":{"seq":%d}`, i)) {
+			t.Fatalf("publish %d never reached the cloud", i)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for relayed.count() < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if k := relayed.count(); k != n {
+		t.Errorf("%d publishes relayed to the local subscriber, want %d", k, n)
+	}
+}
+
+// TestReceiveMaximumEnforced: a device that keeps more QoS 1 publishes
+// unacknowledged than the broker's receive_maximum is disconnected, and
+// the violation counted.
+func TestReceiveMaximumEnforced(t *testing.T) {
+	g, addr, _ := startAckGateway(t, "receive_maximum: 2, ")
+	conn, r := rawDevice(t, addr, "dev-1")
+	if _, err := conn.Write(burst(500)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := r.ReadByte(); err != nil {
+			break // the gateway closed the connection (or the deadline hit: checked below)
+		}
+	}
+	if k := g.m.limits.receiveMaximum.Load(); k == 0 {
+		t.Error("no receive_maximum violation counted")
+	}
+}
+
+// startAckGateway runs a gateway with an on-disk outbox forwarding every
+// reading to a cloud mosquitto, with broker keys added (a flow mapping's
+// "key: value, " items); it returns it, its MQTT address and the cloud's
+// collector.
+func startAckGateway(t *testing.T, broker string) (*Gateway, string, *uplinktest.Collector) {
+	t.Helper()
+	cloud := uplinktest.StartMosquitto(t)
+	got := uplinktest.Subscribe(t, cloud.URL(), "cloud/#")
+	dir := t.TempDir()
+	addr := uplinktest.FreeAddr(t)
+	cfg := fmt.Sprintf(`gateway: {id: gw-acks, shutdown_timeout: 5s}
+log: {level: error}
+broker: {%slisten: %q, allow_anonymous: true}
+http: {listen: %q}
+ingest:
+  topics: [{match: devices/+/env, type: env.reading}]
+routes: [{name: cloud}]
+uplink: {url: %q, topic: "cloud/{type}/{subject}", store_dir: outbox}
+`, broker, addr, uplinktest.FreeAddr(t), cloud.URL())
+	if err := os.WriteFile(filepath.Join(dir, "flowgate.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(filepath.Join(dir, "flowgate.yaml"), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gateway stopped with %v", err)
+		}
+	})
+	<-g.Ready()
+	return g, addr, got
+}
+
+// rawDevice connects an MQTT 3.1.1 client on a raw connection, closed when
+// the test ends.
+func rawDevice(t *testing.T, addr, clientID string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	r := bufio.NewReader(conn)
+	if _, err := conn.Write(rawConnect(clientID)); err != nil {
+		t.Fatal(err)
+	}
+	if ack := readPacket(t, r); ack[0] != 0x20 || ack[len(ack)-1] != 0 {
+		t.Fatalf("CONNACK %x", ack)
+	}
+	return conn, r
+}
+
+// burst is n QoS 1 publishes of dev-1, packet ids 1 to n.
+func burst(n int) []byte {
+	var b []byte
+	for i := 1; i <= n; i++ {
+		b = append(b, rawPublish("devices/dev-1/env", uint16(i), fmt.Sprintf(`{"seq":%d}`, i))...)
+	}
+	return b
+}
+
+func anyContains(set map[string]bool, sub string) bool {
+	for s := range set {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *localCollector) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.msgs)
+}
+
+// rawConnect is an MQTT 3.1.1 CONNECT with a clean session and no
+// credentials.
+func rawConnect(clientID string) []byte {
+	body := append(mqttString("MQTT"), 4, 0x02, 0, 30)
+	body = append(body, mqttString(clientID)...)
+	return append([]byte{0x10, byte(len(body))}, body...)
+}
+
+// rawPublish is a QoS 1 PUBLISH (bodies under 128 bytes).
+func rawPublish(topic string, id uint16, payload string) []byte {
+	body := append(mqttString(topic), byte(id>>8), byte(id))
+	body = append(body, payload...)
+	return append([]byte{0x32, byte(len(body))}, body...)
+}
+
+func mqttString(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
+
+// readPacket reads one packet of under 128 bytes.
+func readPacket(t *testing.T, r *bufio.Reader) []byte {
+	t.Helper()
+	head := make([]byte, 2)
+	if _, err := io.ReadFull(r, head); err != nil {
+		t.Fatalf("reading a packet: %v", err)
+	}
+	body := make([]byte, head[1])
+	if _, err := io.ReadFull(r, body); err != nil {
+		t.Fatalf("reading a packet: %v", err)
+	}
+	return append(head, body...)
+}
