@@ -66,9 +66,11 @@ type Engine struct {
 	sources  map[string]*sourceClock
 	wm       int64 // the watermark, unix ns: every timer at or before it has fired
 	timers   minHeap[timer]
-	seq      uint64 // timer tie-breaker, so equal times fire in the order set
-	version  uint64 // counts changes to the state (checkpoint.go)
-	snapSize int    // the last snapshot's size, to allocate the next at once
+	seq      uint64       // timer tie-breaker, so equal times fire in the order set
+	version  uint64       // counts changes to the state (checkpoint.go)
+	snapSize int          // the last snapshot's size, to allocate the next at once
+	envOf    *event.Event // the event whose filter environment envIs is
+	envIs    *Env
 	out      []Derived
 	depth    int
 
@@ -257,6 +259,15 @@ func (e *Engine) flush(emit func(Derived)) {
 	for _, d := range out {
 		emit(d)
 	}
+}
+
+// env is the event as filters see it, decoded once however many rules'
+// filters look at it: the last event's is kept (under the engine's lock).
+func (e *Engine) env(ev *event.Event) *Env {
+	if e.envOf != ev {
+		e.envOf, e.envIs = ev, newEnv(ev)
+	}
+	return e.envIs
 }
 
 // dispatch hands an event to every rule that may match it. A rule sees a

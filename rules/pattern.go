@@ -15,11 +15,11 @@ type step struct {
 	filter *vm.Program
 }
 
-func (s *step) matches(ev *event.Event) bool {
+func (s *step) matches(r *rule, ev *event.Event) bool {
 	if len(s.types) > 0 && !slices.Contains(s.types, ev.Type) {
 		return false
 	}
-	return s.filter == nil || runBool(s.filter, newEnv(ev))
+	return s.filter == nil || runBool(s.filter, r.e.env(ev))
 }
 
 // sequenceOp emits when a key's events match its steps in order, the last
@@ -50,13 +50,13 @@ func (o *sequenceOp) event(r *rule, key []byte, ev *event.Event, t int64) {
 		st = nil
 	}
 	if st == nil {
-		if !o.steps[0].matches(ev) {
+		if !o.steps[0].matches(r, ev) {
 			return
 		}
 		st = &seqState{next: 1, start: t, ids: []string{ev.ID}}
 		o.state[string(key)] = st
 		r.e.schedule(r, string(key), t+o.within+1) // forget it when it runs out of time
-	} else if o.steps[st.next].matches(ev) {
+	} else if o.steps[st.next].matches(r, ev) {
 		st.next++
 		st.ids = append(st.ids, ev.ID)
 	} else {
@@ -99,13 +99,13 @@ func (o *absenceOp) fresh() operator {
 }
 
 func (o *absenceOp) event(r *rule, key []byte, ev *event.Event, t int64) {
-	if st := o.pending[string(key)]; st != nil && o.end.matches(ev) {
+	if st := o.pending[string(key)]; st != nil && o.end.matches(r, ev) {
 		if t <= st.deadline {
 			delete(o.pending, string(key))
 		}
 		return
 	}
-	if !o.start.matches(ev) {
+	if !o.start.matches(r, ev) {
 		return
 	}
 	if _, waiting := o.pending[string(key)]; waiting {

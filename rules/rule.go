@@ -86,7 +86,7 @@ func (r *rule) offer(ev *event.Event) {
 	if r.topic != "" && !devices.MatchTopic(r.topic, ev.Topic) {
 		return
 	}
-	if r.filter != nil && !runBool(r.filter, newEnv(ev)) {
+	if r.filter != nil && !runBool(r.filter, r.e.env(ev)) {
 		return
 	}
 	key, ok := r.keyOf(ev)
