@@ -217,7 +217,6 @@ func (d Durable) Done() <-chan struct{} {
 	return d.b.done
 }
 
-
 // Submit is EnqueueClass without the wait for the store: it returns once
 // the event is queued for the next group commit (waiting only while the
 // outbox is full), and Wait on the result waits for that commit. Events
