@@ -235,7 +235,7 @@ func Anonymous(clientID string) *Device {
 
 // anySubscription is what an anonymous device may subscribe to, shared
 // rather than allocated on every ACL check.
-var anySubscription = []string{"#"}
+var anySubscription = []string{"#", "$flowgate/#"} // "#" does not reach $ topics; dead letters live under $flowgate
 
 // CanPublish reports whether d may publish to topic: only under its prefix.
 func (d *Device) CanPublish(topic string) bool {

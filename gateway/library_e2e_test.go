@@ -54,6 +54,7 @@ func TestLibraryEndToEnd(t *testing.T) {
 	g := startLibraryGateway(t, cloud.URL()) // Run publishes the catalog, retained
 
 	local := uplinktest.Subscribe(t, "mqtt://"+g.BrokerAddr(), "flowgate/#") // anonymous, as a consumer
+	dead := uplinktest.Subscribe(t, "mqtt://"+g.BrokerAddr(), "$flowgate/deadletter/+")
 	catalogMsg := local.WaitN(t, 1, 10*time.Second)[0]
 	if catalogMsg.Topic != CatalogTopic || !strings.Contains(string(catalogMsg.Payload), `"name":"env.reading"`) {
 		t.Fatalf("retained catalog: %s %s", catalogMsg.Topic, catalogMsg.Payload)
@@ -65,12 +66,12 @@ func TestLibraryEndToEnd(t *testing.T) {
 
 	dev := catalogDevice(t, g.BrokerAddr())
 	catalogPublish(t, dev, "devices/reefer-1/env", `{"t": 41, "s": "broken"}`)
-	msgs := local.WaitN(t, 2, 10*time.Second)
+	msgs := dead.WaitN(t, 1, 10*time.Second)
 	var dl struct{ Reason, Error, Device, Payload string }
-	if err := json.Unmarshal(msgs[1].Payload, &dl); err != nil || msgs[1].Topic != "flowgate/deadletter" ||
+	if err := json.Unmarshal(msgs[0].Payload, &dl); err != nil || msgs[0].Topic != "$flowgate/deadletter/reefer-1" ||
 		dl.Reason != "schema_violation" || dl.Device != "reefer-1" || !strings.Contains(dl.Error, "state") ||
 		dl.Payload != `{"t": 41, "s": "broken"}` {
-		t.Fatalf("dead letter %s: %+v (%v)", msgs[1].Payload, dl, err)
+		t.Fatalf("dead letter %s %s: %+v (%v)", msgs[0].Topic, msgs[0].Payload, dl, err)
 	}
 
 	catalogPublish(t, dev, "devices/reefer-1/env", `{"t": 41, "s": "defrost"}`)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -303,11 +304,35 @@ func (p *pipeline) publishDeadLetter(dl deadLetter, payload []byte, err error) {
 		dl.PayloadBase64 = body
 	}
 	msg, _ := json.Marshal(dl)
-	if perr := p.local(p.deadTopic, msg); perr != nil {
-		p.log.Error("dead-letter publish failed", "topic", p.deadTopic, "err", perr)
+	topic := DeadLetterTopic(p.deadTopic, dl.Device)
+	if perr := p.local(topic, msg); perr != nil {
+		p.log.Error("dead-letter publish failed", "topic", topic, "err", perr)
 	}
 	p.log.Debug("dead letter", "device", dl.Device, "topic", dl.Topic, "type", dl.EventType, "reason", dl.Reason, "err", err)
 }
+
+// DeadLetterTopic is the dead-letter topic of device from the template of
+// ingest.dead_letter_topic: {device} becomes the device's id (or, for an
+// event the gateway made, its subject), made one topic level.
+func DeadLetterTopic(template, device string) string {
+	if !strings.Contains(template, "{device}") {
+		return template
+	}
+	level := strings.Map(func(r rune) rune {
+		if r == '/' || r == '+' || r == '#' || r == 0 {
+			return '_'
+		}
+		return r
+	}, device)
+	if level == "" {
+		level = "_"
+	}
+	return strings.ReplaceAll(template, "{device}", level)
+}
+
+// DeadLetterFilter is the subscription filter that receives every dead
+// letter of the template: {device} becomes '+'.
+func DeadLetterFilter(template string) string { return strings.ReplaceAll(template, "{device}", "+") }
 
 // quiet runs fn while no publish is in progress: every publish that the
 // rules have seen has been delivered (or refused). New publishes wait.

@@ -108,3 +108,22 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 	}
 }
+
+// TestDeadLetterTopic: {device} becomes one topic level, whatever the
+// device id or event subject holds; a template without it is used as is.
+func TestDeadLetterTopic(t *testing.T) {
+	for _, c := range []struct{ template, device, want string }{
+		{"$flowgate/deadletter/{device}", "reefer-1", "$flowgate/deadletter/reefer-1"},
+		{"$flowgate/deadletter/{device}", "van-7/driver-2", "$flowgate/deadletter/van-7_driver-2"},
+		{"$flowgate/deadletter/{device}", "a+b#", "$flowgate/deadletter/a_b_"},
+		{"$flowgate/deadletter/{device}", "", "$flowgate/deadletter/_"},
+		{"flowgate/deadletter", "reefer-1", "flowgate/deadletter"},
+	} {
+		if got := DeadLetterTopic(c.template, c.device); got != c.want {
+			t.Errorf("DeadLetterTopic(%q, %q) = %q, want %q", c.template, c.device, got, c.want)
+		}
+	}
+	if f := DeadLetterFilter("$flowgate/deadletter/{device}"); f != "$flowgate/deadletter/+" {
+		t.Errorf("DeadLetterFilter = %q", f)
+	}
+}

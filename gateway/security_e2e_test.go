@@ -152,7 +152,7 @@ uplink: {url: %q, topic: "cloud/{type}/{subject}", store_dir: memory}
 		t.Fatal("gateway not ready after 10s")
 	}
 	sg.local = &localCollector{}
-	for _, f := range []string{"presence/#", "flowgate/deadletter"} {
+	for _, f := range []string{"presence/#", "$flowgate/deadletter/+"} {
 		if err := g.Subscribe(f, sg.local.add); err != nil {
 			t.Fatal(err)
 		}
@@ -252,7 +252,7 @@ func TestSecurityEndToEnd(t *testing.T) {
 	if resp, err := dev.Publish(ctx, &paho.Publish{Topic: "devices/truck-b/env", QoS: 1, Payload: []byte(`{"t":1}`)}); err == nil && resp.ReasonCode < 0x80 {
 		t.Errorf("reefer-1 published under truck-b's prefix: %+v", resp)
 	}
-	for _, filter := range []string{"devices/truck-b/#", "commands/truck-b/#", "flowgate/deadletter"} {
+	for _, filter := range []string{"devices/truck-b/#", "commands/truck-b/#", "$flowgate/deadletter/+", "flowgate/#"} {
 		// paho reports a refusal as an error along with the SUBACK.
 		sa, err := dev.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 1}}})
 		if sa == nil || len(sa.Reasons) != 1 || sa.Reasons[0] != 0x87 {
@@ -262,7 +262,7 @@ func TestSecurityEndToEnd(t *testing.T) {
 
 	// A schema violation is a dead letter; the next valid reading flows.
 	catalogPublish(t, dev, "devices/reefer-1/env", `{"t": 41, "s": "broken"}`)
-	dl := sg.local.wait(t, "flowgate/deadletter", `"reason":"schema_violation"`)
+	dl := sg.local.wait(t, "$flowgate/deadletter/reefer-1", `"reason":"schema_violation"`)
 	if !strings.Contains(dl, `"device":"reefer-1"`) {
 		t.Errorf("dead letter %s", dl)
 	}

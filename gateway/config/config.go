@@ -211,7 +211,7 @@ func Default() *Config {
 		HTTP: HTTP{Listen: "127.0.0.1:8080"},
 		Ingest: Ingest{
 			MaxPayloadBytes: 64 << 10,
-			DeadLetterTopic: "flowgate/deadletter",
+			DeadLetterTopic: "$flowgate/deadletter/{device}",
 		},
 		Uplink: Uplink{
 			Topic:          "flowgate/{gateway}/events/{type}",

@@ -42,7 +42,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Gateway.ID != "flowgate" || c.Broker.Listen != ":1883" || c.Uplink.MaxInflight != 256 ||
-		c.Uplink.ClientID != "flowgate-flowgate" || c.Ingest.DeadLetterTopic != "flowgate/deadletter" ||
+		c.Uplink.ClientID != "flowgate-flowgate" || c.Ingest.DeadLetterTopic != "$flowgate/deadletter/{device}" ||
 		c.Gateway.ShutdownTimeout != 15*time.Second || c.Broker.AllowAnonymous {
 		t.Errorf("defaults: %+v", c)
 	}
@@ -74,6 +74,7 @@ devices:
     password_hash: "` + hash + `"
     subscribe: ["a/#/b"]
 ingest:
+  dead_letter_topic: "dead/{device}/{type}"
   topics:
     - {match: "devices/+/env", type: env.reading}
 routes:
@@ -90,9 +91,10 @@ uplink:
 		"f.yaml:6:20: devices[0].password_hash: not a bcrypt hash",
 		`f.yaml:7:9: devices[1].id: duplicate device id "d1"`,
 		`f.yaml:9:17: devices[1].subscribe[0]: "a/#/b" is not a valid MQTT topic filter`,
-		`f.yaml:15:13: routes[0].types[0]: no ingest topic or rule produces event type "gps.fix"`,
-		`f.yaml:16:10: routes[0].to[0]: route destination "cloud" must be uplink or local`,
-		`f.yaml:18:8: uplink.url: "http://x": scheme "http" is not supported`,
+		`f.yaml:11:22: ingest.dead_letter_topic: "dead/{device}/{type}" must be a topic name without wildcards, where {device} is the only placeholder`,
+		`f.yaml:16:13: routes[0].types[0]: no ingest topic or rule produces event type "gps.fix"`,
+		`f.yaml:17:10: routes[0].to[0]: route destination "cloud" must be uplink or local`,
+		`f.yaml:19:8: uplink.url: "http://x": scheme "http" is not supported`,
 	}
 	got := problems(t, err)
 	if len(got) != len(want) {

@@ -108,8 +108,8 @@ func (c *Config) validateIngest(k *checker) {
 	if in.MaxPayloadBytes <= 0 || in.MaxPayloadBytes > c.Broker.MaxPacketBytes {
 		k.errorf("ingest.max_payload_bytes", "must be positive and at most broker.max_packet_bytes (%d)", c.Broker.MaxPacketBytes)
 	}
-	if !validTopicName(in.DeadLetterTopic) {
-		k.errorf("ingest.dead_letter_topic", "%q must be a topic name without wildcards", in.DeadLetterTopic)
+	if t := in.DeadLetterTopic; !validTopicName(t) || strings.ContainsAny(strings.ReplaceAll(t, "{device}", "d"), "{}") {
+		k.errorf("ingest.dead_letter_topic", "%q must be a topic name without wildcards, where {device} is the only placeholder", t)
 	}
 	if len(in.Topics) == 0 {
 		k.errorf("ingest", "topics: declare at least one topic that devices publish readings on")

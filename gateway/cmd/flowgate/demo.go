@@ -77,7 +77,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		log.Error("gateway", "err", err)
 		return 1
 	}
-	_ = g.Subscribe(cfg.Ingest.DeadLetterTopic, func(_ string, payload []byte) { out.deadLetter(payload) })
+	_ = g.Subscribe(gateway.DeadLetterFilter(cfg.Ingest.DeadLetterTopic), func(_ string, payload []byte) { out.deadLetter(payload) })
 	out.line("flowgate demo: gateway mqtt://%s, cloud %s, metrics http://%s/metrics; Ctrl-C stops", g.BrokerAddr(), cfg.Uplink.URL, cfg.HTTP.Listen)
 
 	runner, err := demoDevices(cfg, g, *interval, out, log)

@@ -77,7 +77,7 @@ devices:
     password_hash: %[4]q
   - id: watcher
     password_hash: %[4]q
-    subscribe: ["flowgate/#"]
+    subscribe: ["flowgate/#", "$flowgate/deadletter/#"]
 ingest:
   max_payload_bytes: 1024
   topics:
@@ -353,7 +353,7 @@ func TestDeadLetter(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := watcher.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "flowgate/deadletter", QoS: 1}}}); err != nil {
+	if _, err := watcher.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "$flowgate/deadletter/+", QoS: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 
