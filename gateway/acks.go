@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -20,24 +19,25 @@ import (
 // subscribers at QoS 0), and hands the PUBACK to its client's acker. The
 // acker sends each client's PUBACKs in the order their publishes came, as
 // MQTT requires, each once what the publish caused is on disk: a device's
-// many publishes in flight share one commit. A publish whose events could
-// not be written is never acknowledged, so its device sends it again.
+// many publishes in flight share one commit.
+//
+// A publish owed a PUBACK holds one unit of the client's receive quota,
+// as in mochi's own QoS 1 path, so mochi disconnects a client that sends
+// more than broker.receive_maximum (with its Will, counted by the
+// listener) before the publish is taken in. If the store cannot write a
+// publish's events, the client is disconnected and none of its later
+// publishes is acknowledged: MQTT clients send unacknowledged publishes
+// again only when they reconnect.
 
 // acker sends the deferred PUBACKs, with one goroutine for each connected
 // client that has some.
 type acker struct {
 	wait func(pending) error // the store's verdict on a publish
-	max  int                 // broker.receive_maximum: PUBACKs a client may be owed
 
 	mu      sync.Mutex
-	clients map[*mqtt.Client]*ackQueue
+	closing bool
+	clients map[*mqtt.Client]chan deferredAck
 	wg      sync.WaitGroup
-}
-
-// ackQueue is one client's PUBACKs to send, and how many it is owed.
-type ackQueue struct {
-	ch   chan deferredAck
-	owed atomic.Int32
 }
 
 // deferredAck is one PUBACK waiting for its publish to be on disk.
@@ -52,40 +52,47 @@ type deferredAck struct {
 // per device already fill a group commit with 100 devices.
 const ackBuffer = 32
 
-func newAcker(wait func(pending) error, receiveMaximum int) *acker {
-	return &acker{wait: wait, max: receiveMaximum, clients: map[*mqtt.Client]*ackQueue{}}
+func newAcker(wait func(pending) error) *acker {
+	return &acker{wait: wait, clients: map[*mqtt.Client]chan deferredAck{}}
 }
 
 // later queues the PUBACK of packet id of cl, to be sent once ps is on
-// disk. It is called from the client's own goroutine. It returns false,
-// queuing nothing, if the client is owed receive_maximum PUBACKs already:
-// it broke the limit the broker announced.
+// disk, and takes one unit of the client's receive quota until then. It is
+// called from the client's own goroutine. It returns false, queuing
+// nothing, once the acker is closing.
 func (a *acker) later(cl *mqtt.Client, id uint16, ps pending) bool {
 	a.mu.Lock()
+	if a.closing {
+		a.mu.Unlock()
+		return false
+	}
 	q := a.clients[cl]
 	if q == nil {
-		q = &ackQueue{ch: make(chan deferredAck, min(ackBuffer, a.max))}
+		q = make(chan deferredAck, ackBuffer)
 		a.clients[cl] = q
 		a.wg.Add(1)
 		go a.run(cl, q)
 	}
 	a.mu.Unlock()
-	if int(q.owed.Add(1)) > a.max {
-		q.owed.Add(-1)
-		return false
-	}
-	q.ch <- deferredAck{id: id, ps: ps}
+	cl.State.Inflight.DecreaseReceiveQuota()
+	q <- deferredAck{id: id, ps: ps}
 	return true
 }
 
 // run sends cl's PUBACKs in order until its queue is closed and empty.
-func (a *acker) run(cl *mqtt.Client, q *ackQueue) {
+func (a *acker) run(cl *mqtt.Client, q <-chan deferredAck) {
 	defer a.wg.Done()
-	for ack := range q.ch {
-		if a.wait(ack.ps) == nil && !cl.Closed() {
+	failed := false
+	for ack := range q {
+		switch {
+		case failed || cl.Closed():
+		case a.wait(ack.ps) != nil:
+			failed = true // not acknowledged: the device resends it once reconnected
+			cl.Stop(packets.ErrImplementationSpecificError)
+		default:
 			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: ack.id})
-		} // else not acknowledged: the device resends it
-		q.owed.Add(-1)
+		}
+		cl.State.Inflight.IncreaseReceiveQuota()
 	}
 }
 
@@ -96,13 +103,17 @@ func (a *acker) gone(cl *mqtt.Client) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if q := a.clients[cl]; q != nil {
-		close(q.ch)
+		close(q)
 		delete(a.clients, cl)
 	}
 }
 
-// close waits until every acker has finished, or ctx ends.
+// close refuses further PUBACKs to queue and waits until every acker has
+// finished, or ctx ends.
 func (a *acker) close(ctx context.Context) error {
+	a.mu.Lock()
+	a.closing = true
+	a.mu.Unlock()
 	done := make(chan struct{})
 	go func() { a.wg.Wait(); close(done) }()
 	select {

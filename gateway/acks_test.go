@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/flowgate/flowgate/gateway/config"
 	"github.com/flowgate/flowgate/uplink/uplinktest"
@@ -76,6 +79,40 @@ func TestReceiveMaximumEnforced(t *testing.T) {
 	}
 	if k := g.m.limits.receiveMaximum.Load(); k == 0 {
 		t.Error("no receive_maximum violation counted")
+	}
+}
+
+// TestFailedWriteDisconnects: when the store cannot write a publish's
+// events, the publish is not acknowledged, nor is any later one, and the
+// client is disconnected, so that it sends them again when it reconnects
+// (MQTT clients resend only then).
+func TestFailedWriteDisconnects(t *testing.T) {
+	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	cl := srv.NewClient(a, "t", "dev-1", false)
+	cl.Properties.ProtocolVersion = 4
+	go cl.WriteLoop()
+	diskFull := errors.New("disk full")
+	ack := newAcker(func(ps pending) error {
+		if len(ps) == 1 {
+			return diskFull
+		}
+		return nil
+	})
+	ack.later(cl, 1, pending{{}}) // its store write fails
+	ack.later(cl, 2, nil)         // nothing to write, but after 1
+	ack.gone(cl)
+	if err := ack.close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !cl.Closed() {
+		t.Error("the client was kept connected after a failed write")
+	}
+	_ = b.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, _ := b.Read(make([]byte, 4)); n > 0 {
+		t.Errorf("%d bytes sent to the client after a failed write; want no PUBACK", n)
 	}
 }
 

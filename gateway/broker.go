@@ -61,7 +61,6 @@ type brokerHook struct {
 	registry *atomic.Pointer[devices.Registry]
 	pipe     *pipeline
 	acks     *acker
-	broker   *mqtt.Server
 	presence *presenceEvents
 	m        *metrics
 	log      *slog.Logger
@@ -152,10 +151,7 @@ func (h *brokerHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		}
 		if pk.FixedHeader.Qos == 1 {
 			if !h.acks.later(cl, pk.PacketID, ps) {
-				h.m.limits.receiveMaximum.Add(1)
-				h.log.Info("client disconnected: more unacknowledged publishes than broker.receive_maximum", "client", cl.ID)
-				_ = h.broker.DisconnectClient(cl, packets.ErrReceiveMaximum)
-				return pk, packets.ErrRejectPacket
+				return pk, packets.ErrRejectPacket // shutting down: not acknowledged, the device resends it
 			}
 			pk.FixedHeader.Qos = 0 // mochi neither acknowledges it nor holds it in flight
 		}
@@ -199,7 +195,7 @@ func (h *brokerHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 func (h *brokerHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 	h.presence.tracker.WillSent(cl)
 	if d, ok := h.registry.Load().Lookup(cl.ID, string(cl.Properties.Username)); ok {
-		_ = h.pipe.handle(d, cl.ID, pk.TopicName, pk.Payload) // nobody to refuse it to
+		_, _ = h.pipe.accept(d, cl.ID, pk.TopicName, pk.Payload) // nobody to acknowledge: no wait for the disk
 	}
 }
 

@@ -94,8 +94,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g.presence.setTypes(cfg.PresenceTypes())
 	g.m.watchPresence(g.presence.tracker)
 	g.m.watchLimits(g.broker)
-	g.acks = newAcker(g.pipe.durable, cfg.Broker.ReceiveMaximum)
-	hook := &brokerHook{registry: &g.registry, pipe: g.pipe, acks: g.acks, broker: g.broker, presence: g.presence, m: g.m, log: log.With("component", "auth")}
+	g.acks = newAcker(g.pipe.durable)
+	hook := &brokerHook{registry: &g.registry, pipe: g.pipe, acks: g.acks, presence: g.presence, m: g.m, log: log.With("component", "auth")}
 	if err := g.broker.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}

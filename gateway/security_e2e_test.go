@@ -143,7 +143,12 @@ uplink: {url: %q, topic: "cloud/{type}/{subject}", store_dir: memory}
 			}
 		})
 	}
-	t.Cleanup(sg.stop)
+	t.Cleanup(func() {
+		sg.stop()
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", sg.logs.String())
+		}
+	})
 	select {
 	case <-g.Ready():
 	case err := <-done:
@@ -218,7 +223,7 @@ func TestSecurityEndToEnd(t *testing.T) {
 		t.Errorf("device.online: %s", online)
 	}
 	catalogPublish(t, dev, "devices/reefer-1/env", `{"t": 41}`)
-	ev := sg.cloud.WaitN(t, 1, 10*time.Second)[0]
+	ev := sg.cloud.WaitN(t, 1, 30*time.Second)[0]
 	var ce struct{ Type, Subject, DataSchema string }
 	if err := json.Unmarshal(ev.Payload, &ce); err != nil || ce.Subject != "reefer-1" ||
 		ce.DataSchema != "urn:flowgate:schema:env.reading:1.0.0" {
@@ -346,7 +351,7 @@ func TestKeepAliveAndWill(t *testing.T) {
 	if !strings.Contains(off, `"reason":"keepalive_timeout"`) || !strings.Contains(off, `"will":true`) {
 		t.Errorf("device.offline: %s", off)
 	}
-	if ev := sg.cloud.WaitN(t, 1, 10*time.Second)[0]; !strings.Contains(string(ev.Payload), `"temperature":0`) {
+	if ev := sg.cloud.WaitN(t, 1, 30*time.Second)[0]; !strings.Contains(string(ev.Payload), `"temperature":0`) {
 		t.Errorf("the Will reached the cloud as %s", ev.Payload)
 	}
 }
