@@ -49,7 +49,8 @@ type Gateway struct {
 	reloadMu sync.Mutex                     // one reload at a time
 	running  *config.Config                 // the config the registry and rules in force came from
 	reloads  *prometheus.CounterVec
-	ck       checkpoints // only the rules clock's goroutine uses it after Run starts
+	stamped  map[string]stamp // the config's files as New found them
+	ck       checkpoints      // only the rules clock's goroutine uses it after Run starts
 }
 
 // New builds a gateway from a validated config. It opens nothing: Run does.
@@ -61,6 +62,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.registry.Store(reg)
 	g.reloads = reloadMetrics(g.m.reg)
+	g.stamped = stamps(cfg.Files())
 	g.ck = newCheckpoints(g.m.reg)
 	router, err := rules.NewRouter(routeList(cfg.Routes, cfg.Uplink.Classes))
 	if err != nil {
@@ -111,11 +113,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 	// The outbox opens first: with a store that cannot be opened there is
 	// nothing to accept events into, so nothing else starts.
+	// A reload (SIGHUP) waits until the rules have their checkpoint back:
+	// replacing them first would make the engine refuse it.
+	g.reloadMu.Lock()
 	if err := g.up.Open(); err != nil {
+		g.reloadMu.Unlock()
 		_ = g.up.Close(context.Background())
 		return fmt.Errorf("gateway: %w", err)
 	}
 	g.restoreRules()
+	g.reloadMu.Unlock()
 	upCtx, stopUplink := context.WithCancel(context.Background())
 	defer stopUplink()
 	upErr := make(chan error, 1)

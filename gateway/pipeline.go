@@ -336,10 +336,22 @@ func DeadLetterFilter(template string) string { return strings.ReplaceAll(templa
 
 // quiet runs fn while no publish is in progress: every publish that the
 // rules have seen has been delivered (or refused). New publishes wait.
-func (p *pipeline) quiet(fn func()) {
-	p.mu.Lock()
+//
+// It does not queue for the lock, which would hold up every new publish
+// behind one waiting for room in a full outbox: it looks for a moment
+// when none is in progress, for at most within, and reports whether it
+// found one.
+func (p *pipeline) quiet(within time.Duration, fn func()) bool {
+	deadline := time.Now().Add(within)
+	for !p.mu.TryLock() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
 	defer p.mu.Unlock()
 	fn()
+	return true
 }
 
 // close stops new publishes and waits for those in progress. If ctx ends

@@ -127,3 +127,33 @@ func TestDeadLetterTopic(t *testing.T) {
 		t.Errorf("DeadLetterFilter = %q", f)
 	}
 }
+
+// TestQuietDoesNotHoldUpPublishes: a checkpoint looks for a moment with
+// no publish in progress without queueing for it, so a publish stuck on a
+// full outbox postpones the checkpoint instead of holding up every other
+// publish behind it.
+func TestQuietDoesNotHoldUpPublishes(t *testing.T) {
+	p := testPipeline(t, sinkFunc(func(context.Context, *event.Event) error { return nil }), func(string, []byte) error { return nil })
+	p.mu.RLock() // a publish waiting for room in a full outbox
+	quiet := make(chan bool, 1)
+	go func() { quiet <- p.quiet(200*time.Millisecond, func() {}) }()
+	handled := make(chan error, 1)
+	go func() {
+		handled <- p.handle(&devices.Device{ID: "d1"}, "c1", "devices/d1/env", []byte(`{"temperature":30}`))
+	}()
+	select {
+	case err := <-handled:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a publish was held up by the checkpoint")
+	}
+	if <-quiet {
+		t.Error("the checkpoint ran while a publish was in progress")
+	}
+	p.mu.RUnlock()
+	if !p.quiet(time.Second, func() {}) {
+		t.Error("the checkpoint did not run with no publish in progress")
+	}
+}

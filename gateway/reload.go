@@ -120,7 +120,8 @@ func restartOnly(prev, next *config.Config) []string {
 		{"catalog_file", prev.CatalogFile, next.CatalogFile},
 		{"rules.allowed_lateness", prev.Rules.AllowedLateness, next.Rules.AllowedLateness},
 		{"rules.idle_timeout", prev.Rules.IdleTimeout, next.Rules.IdleTimeout},
-		{"rules.tick", prev.Rules.Tick, next.Rules.Tick}, {"rules.late_topic", prev.Rules.LateTopic, next.Rules.LateTopic}} {
+		{"rules.tick", prev.Rules.Tick, next.Rules.Tick}, {"rules.late_topic", prev.Rules.LateTopic, next.Rules.LateTopic},
+		{"rules.checkpoint_interval", prev.Rules.CheckpointInterval, next.Rules.CheckpointInterval}} {
 		if !reflect.DeepEqual(s.a, s.b) {
 			out = append(out, s.name)
 		}
@@ -129,7 +130,9 @@ func restartOnly(prev, next *config.Config) []string {
 }
 
 // watchFiles reloads when a file the running config reads changes, every
-// gateway.reload_check. The returned function stops it and waits; it is
+// gateway.reload_check, once the change has held still for one check (a
+// file being copied in place is not read half written). Changes are
+// measured from when New read the config. The returned function stops it and waits; it is
 // safe to call twice.
 func (g *Gateway) watchFiles(wg *sync.WaitGroup) func() {
 	every := g.cfg.Gateway.ReloadCheck
@@ -143,7 +146,7 @@ func (g *Gateway) watchFiles(wg *sync.WaitGroup) func() {
 		defer close(done)
 		t := time.NewTicker(every)
 		defer t.Stop()
-		seen := stamps(g.cfg.Files())
+		seen, settling := g.stamped, map[string]stamp(nil)
 		for {
 			select {
 			case <-t.C:
@@ -154,11 +157,16 @@ func (g *Gateway) watchFiles(wg *sync.WaitGroup) func() {
 			files := g.running.Files()
 			g.reloadMu.Unlock()
 			now := stamps(files)
-			if reflect.DeepEqual(now, seen) {
+			switch {
+			case reflect.DeepEqual(now, seen):
+				settling = nil
+				continue
+			case !reflect.DeepEqual(now, settling):
+				settling = now // still being written, perhaps: wait until it holds still for a tick
 				continue
 			}
 			g.log.Info("a config file changed; reloading", "files", changed(files, seen, now))
-			seen = now
+			seen, settling = now, nil
 			_ = g.Reload() // logged and counted
 		}
 	}()

@@ -11,6 +11,11 @@ import (
 // rulesState names the rules engine's checkpoint in the store.
 const rulesState = "rules"
 
+// quietWait is how long a checkpoint looks for a moment with no publish
+// between the rules and the outbox before it is postponed to the next
+// interval.
+const quietWait = 500 * time.Millisecond
+
 // startRulesClock moves the rules engine's clock on every rules.tick:
 // windows close and absences fire as event time passes, even when no event
 // comes. Every rules.checkpoint_interval it saves the engine's state. The
@@ -88,7 +93,11 @@ func (g *Gateway) checkpoint() {
 	}
 	var b []byte
 	var v uint64
-	g.pipe.quiet(func() { b, v = e.Snapshot() })
+	if !g.pipe.quiet(quietWait, func() { b, v = e.Snapshot() }) {
+		g.ck.m.WithLabelValues("postponed").Inc()
+		g.log.Debug("rules checkpoint postponed: publishes kept going (a full outbox?)")
+		return
+	}
 	start := time.Now()
 	if err := g.up.SaveState(rulesState, b); err != nil {
 		g.ck.m.WithLabelValues("failed").Inc()
@@ -111,12 +120,13 @@ type checkpoints struct {
 func newCheckpoints(reg *prometheus.Registry) checkpoints {
 	c := checkpoints{
 		m: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowgate_rules_checkpoints_total",
-			Help: "Checkpoints of the rules' state, by result (saved, failed)."}, []string{"result"}),
+			Help: "Checkpoints of the rules' state, by result (saved, failed, postponed: publishes kept going)."}, []string{"result"}),
 		bytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowgate_rules_checkpoint_bytes",
 			Help: "The size of the last checkpoint of the rules' state."}),
 	}
 	c.m.WithLabelValues("saved")
 	c.m.WithLabelValues("failed")
+	c.m.WithLabelValues("postponed")
 	reg.MustRegister(c.m, c.bytes)
 	return c
 }

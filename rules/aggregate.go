@@ -189,7 +189,10 @@ func (a *acc) result(s *aggSpec) (float64, bool) {
 // between closest ranks; it sorts vals.
 func percentile(vals []float64, p float64) float64 {
 	slices.Sort(vals)
-	if len(vals) == 1 {
+	switch len(vals) {
+	case 0:
+		return 0 // only a damaged checkpoint gets here: a window has its values
+	case 1:
 		return vals[0]
 	}
 	rank := p / 100 * float64(len(vals)-1)

@@ -80,6 +80,9 @@ func (e *Engine) Restore(b []byte) (restored int, err error) {
 	}
 	ops := map[*rule]operator{}
 	for range d.n() {
+		if d.err != nil {
+			break
+		}
 		name, def, state := d.s(), d.raw(), d.sized()
 		r := byName[name]
 		if d.err != nil || r == nil || !bytes.Equal(def, r.def[:]) {
@@ -95,6 +98,9 @@ func (e *Engine) Restore(b []byte) (restored int, err error) {
 	}
 	var timers []timer
 	for range d.n() {
+		if d.err != nil {
+			break
+		}
 		name, key, at, tseq := d.s(), d.s(), d.i(), d.u()
 		if r := byName[name]; r != nil && ops[r] != nil {
 			timers = append(timers, timer{at: at, seq: tseq, r: r, key: key})

@@ -81,3 +81,29 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadRefusesWhatOperatorsNeed: a checkpoint that parses but lacks
+// what an operator cannot do without (the event that started an absence,
+// a dwell or an RFID stay; the values of a percentile) is refused, rather
+// than restored into a rule that would crash at its next timer.
+func TestLoadRefusesWhatOperatorsNeed(t *testing.T) {
+	pct := &windowOp{aggs: []aggSpec{{name: "p90", fn: aggPercentile, field: true, p: 90}},
+		keys: map[string]*winKey{"k": {open: []*win{{start: 0, end: 10, accs: []acc{{n: 3}}, n: 3}}}}}
+	for name, op := range map[string]operator{
+		"absence":    &absenceOp{pending: map[string]*absState{"k": {deadline: 1, id: "x"}}},
+		"rfid":       &rfidOp{tags: map[string]*rfidStay{"k": {reader: "r", reads: 1}}},
+		"dwell":      &dwellOp{keys: map[string]*dwellStay{"k": {zone: "z"}}},
+		"percentile": pct,
+	} {
+		w := &enc{}
+		op.save(w)
+		d := &dec{b: w.b}
+		op.fresh().load(d)
+		if d.err == nil {
+			t.Errorf("%s: a state without what the operator needs was read", name)
+		}
+	}
+	if got := percentile(nil, 50); got != 0 {
+		t.Errorf("percentile of nothing = %v", got)
+	}
+}

@@ -22,6 +22,18 @@ type RuleSet struct {
 // Len is the number of rules.
 func (s *RuleSet) Len() int { return len(s.rules) }
 
+// Files lists the files the rules read besides their own (geofence
+// zones), so that a change to one can reload the rules.
+func (s *RuleSet) Files() []string {
+	var files []string
+	for _, r := range s.rules {
+		if g, ok := r.op.(*geofenceOp); ok && g.file != "" && !slices.Contains(files, g.file) {
+			files = append(files, g.file)
+		}
+	}
+	return files
+}
+
 // Emits lists the event types the rules produce, sorted.
 func (s *RuleSet) Emits() []string {
 	set := map[string]bool{}

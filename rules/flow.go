@@ -56,7 +56,13 @@ func (f *Flow) route(rt *Router, d Derived, emit func(Output)) {
 	case d.Late:
 		emit(Output{Event: d.Event, Route: "late", Topic: f.lateTopic})
 	case d.Route != "":
-		rt.ProcessRoute(d.Route, d.Event, emit)
+		if !rt.ProcessRoute(d.Route, d.Event, emit) {
+			// Only during a reload, which swaps the routes and the rules
+			// one after the other, can a rule name a route the routes in
+			// hand lack: its event then goes where its type goes, rather
+			// than nowhere.
+			rt.Process(d.Event, emit)
+		}
 	default:
 		rt.Process(d.Event, emit)
 	}

@@ -58,6 +58,7 @@ type geofenceOp struct {
 	zones    []zone
 	now      []bool // scratch: which zones hold the current fix
 	keys     map[string][]fenceStay
+	file     string // the GeoJSON file the zones came from, if any
 }
 
 // fenceStay is a key inside one zone since an event.
@@ -164,6 +165,10 @@ func (c *compiler) geofence(s *GeofenceSpec, dir string) operator {
 	}
 	if s.File != "" {
 		c.zoneFile(s.File, dir, add)
+		o.file = s.File
+		if !filepath.IsAbs(o.file) {
+			o.file = filepath.Join(dir, o.file)
+		}
 	}
 	if len(s.Zones) == 0 && s.File == "" {
 		c.errorf("geofence", "give zones, a GeoJSON file of zones, or both")

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/paulmach/orb"
+
+	"github.com/flowgate/flowgate/event"
 )
 
 // Each operator's state, written to and read from a checkpoint (see
@@ -12,6 +14,15 @@ import (
 
 func (w *enc) timer(k keyTimer) { w.i(k.at); w.bool(k.set) }
 func (d *dec) timer() keyTimer  { return keyTimer{at: d.i(), set: d.bool()} }
+
+// must reads an event an operator cannot do without.
+func (d *dec) must() *event.Event {
+	ev := d.ev()
+	if ev == nil {
+		d.fail()
+	}
+	return ev
+}
 
 func (transformOp) save(*enc) {}
 func (transformOp) load(*dec) {}
@@ -40,6 +51,9 @@ func (o *windowOp) load(d *dec) {
 	o.keys = loadMap(d, func(d *dec) *winKey {
 		k := &winKey{}
 		for range d.n() {
+			if d.err != nil {
+				break
+			}
 			win := &win{start: d.i(), end: d.i(), firstID: d.s(), lastID: d.s(), n: d.n()}
 			if n := d.n(); n != len(o.aggs) {
 				d.fail()
@@ -48,6 +62,9 @@ func (o *windowOp) load(d *dec) {
 			win.accs = make([]acc, len(o.aggs))
 			for i := range win.accs {
 				win.accs[i].load(d)
+				if o.aggs[i].fn == aggPercentile && int64(len(win.accs[i].vals)) != win.accs[i].n {
+					d.fail() // percentile keeps every value it counted
+				}
 			}
 			k.open = append(k.open, win)
 		}
@@ -75,6 +92,9 @@ func (a *acc) load(d *dec) {
 	a.sum, a.mean, a.m2, a.min, a.max, a.first, a.last = d.f(), d.f(), d.f(), d.f(), d.f(), d.f(), d.f()
 	a.firstT, a.lastT = d.i(), d.i()
 	for range d.n() {
+		if d.err != nil {
+			break
+		}
 		a.vals = append(a.vals, d.f())
 	}
 	if set := loadMap(d, func(*dec) struct{} { return struct{}{} }); len(set) > 0 {
@@ -123,6 +143,9 @@ func (o *sequenceOp) load(d *dec) {
 	o.state = loadMap(d, func(d *dec) *seqState {
 		s := &seqState{next: d.n(), start: d.i()}
 		for range d.n() {
+			if d.err != nil {
+				break
+			}
 			s.ids = append(s.ids, d.s())
 		}
 		if s.next >= len(o.steps) {
@@ -137,7 +160,7 @@ func (o *absenceOp) save(w *enc) {
 }
 
 func (o *absenceOp) load(d *dec) {
-	o.pending = loadMap(d, func(d *dec) *absState { return &absState{deadline: d.i(), id: d.s(), trigger: d.ev()} })
+	o.pending = loadMap(d, func(d *dec) *absState { return &absState{deadline: d.i(), id: d.s(), trigger: d.must()} })
 }
 
 func (o *geofenceOp) save(w *enc) {
@@ -155,6 +178,9 @@ func (o *geofenceOp) load(d *dec) {
 	o.keys = loadMap(d, func(d *dec) []fenceStay {
 		var stays []fenceStay
 		for range d.n() {
+			if d.err != nil {
+				break
+			}
 			s := fenceStay{zone: d.n(), since: d.i(), id: d.s()}
 			if s.zone >= len(o.zones) {
 				d.fail()
@@ -188,7 +214,7 @@ func (o *rfidOp) save(w *enc) {
 
 func (o *rfidOp) load(d *dec) {
 	o.tags = loadMap(d, func(d *dec) *rfidStay {
-		return &rfidStay{reader: d.s(), first: d.i(), last: d.i(), firstID: d.s(), lastEv: d.ev(), reads: d.n(), timer: d.timer()}
+		return &rfidStay{reader: d.s(), first: d.i(), last: d.i(), firstID: d.s(), lastEv: d.must(), reads: d.n(), timer: d.timer()}
 	})
 }
 
@@ -198,7 +224,7 @@ func (o *dwellOp) save(w *enc) {
 
 func (o *dwellOp) load(d *dec) {
 	o.keys = loadMap(d, func(d *dec) *dwellStay {
-		return &dwellStay{zone: d.s(), since: d.i(), last: d.i(), trigger: d.ev(), over: d.bool()}
+		return &dwellStay{zone: d.s(), since: d.i(), last: d.i(), trigger: d.must(), over: d.bool()}
 	})
 }
 

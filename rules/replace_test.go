@@ -3,6 +3,8 @@ package rules
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -73,5 +75,56 @@ func TestReplaceKeepsUnchangedRules(t *testing.T) {
 	}
 	if !slices.Equal(out, want) {
 		t.Errorf("emitted %q, want %q", out, want)
+	}
+}
+
+// TestRouteMissingDuringReload: a rule naming a route the flow's routes
+// lack (possible only for a moment during a reload) has its event routed
+// by type rather than dropped.
+func TestRouteMissingDuringReload(t *testing.T) {
+	set, errs := Parse("rules.yaml", []byte(`rules:
+  - name: hot
+    match: {types: [env.reading]}
+    emit: {type: env.hot, route: alerts-v2}
+`), Known{})
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	router, err := NewRouter([]Route{{Name: "alerts", Types: []string{"env.hot"}, Uplink: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := NewFlow(router, NewEngine(set, Options{Source: "/gw"}), "flowgate/late")
+	var got []string
+	f.Process(reading("env.reading", "d1", `{}`), func(o Output) { got = append(got, o.Event.Type+" via "+o.Route) })
+	if !slices.Contains(got, "env.hot via alerts") {
+		t.Errorf("outputs %q, want env.hot through the alerts route", got)
+	}
+}
+
+// TestRuleSetFiles: the zone files geofences read are listed, so that the
+// gateway reloads when one changes.
+func TestRuleSetFiles(t *testing.T) {
+	dir := t.TempDir()
+	zones := filepath.Join(dir, "depot.geojson")
+	if err := os.WriteFile(zones, []byte(`{"type": "FeatureCollection", "features": [
+		{"type": "Feature", "properties": {"name": "depot"}, "geometry": {"type": "Polygon", "coordinates": [[[0,0],[1,0],[1,1],[0,0]]]}}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rf := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rf, []byte(`rules:
+  - name: depot
+    match: {types: [gps.fix]}
+    geofence: {file: depot.geojson}
+    emit: {type: zone.entered, clear_type: zone.left}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, errs := LoadFiles([]string{rf}, Known{})
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	if got := set.Files(); !slices.Equal(got, []string{zones}) {
+		t.Errorf("Files() = %q, want %q", got, zones)
 	}
 }

@@ -133,11 +133,14 @@ func (r *Router) Process(ev *event.Event, emit func(Output)) {
 }
 
 // ProcessRoute is Process through the one route named name, whatever the
-// types it lists; its filter still applies. An unknown name routes nowhere.
-func (r *Router) ProcessRoute(name string, ev *event.Event, emit func(Output)) {
-	if idx, ok := r.byName[name]; ok {
+// types it lists; its filter still applies. It reports whether a route of
+// that name exists; with an unknown name it does nothing.
+func (r *Router) ProcessRoute(name string, ev *event.Event, emit func(Output)) bool {
+	idx, ok := r.byName[name]
+	if ok {
 		r.process(ev, emit, idx)
 	}
+	return ok
 }
 
 func (r *Router) process(ev *event.Event, emit func(Output), only int) {

@@ -184,6 +184,9 @@ func (d *dec) events() []*event.Event {
 	n := d.n()
 	var evs []*event.Event
 	for range n {
+		if d.err != nil {
+			break
+		}
 		if e := d.ev(); e != nil {
 			evs = append(evs, e)
 		}
@@ -196,6 +199,9 @@ func loadMap[V any](d *dec, val func(*dec) V) map[string]V {
 	n := d.n()
 	m := make(map[string]V, min(n, 1024))
 	for range n {
+		if d.err != nil {
+			break
+		}
 		k := d.s()
 		v := val(d)
 		if d.err != nil {

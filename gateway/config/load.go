@@ -57,8 +57,8 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	relativeTo(path, &c.Uplink.CAFile, &c.Uplink.CertFile, &c.Uplink.KeyFile)
 	c.resolveBrokerFiles(path)
 	c.resolveRuleFiles(path)
-	c.src.files = c.readFiles()
 	errs = append(errs, c.validate()...)
+	c.src.files = c.readFiles()
 	if err := errs.Err(); err != nil {
 		sortErrors(path, errs)
 		return nil, errs
@@ -124,5 +124,6 @@ func (c *Config) readFiles() []string {
 			files = append(files, f)
 		}
 	}
-	return append(files, c.Rules.Files...)
+	files = append(files, c.Rules.Files...)
+	return append(files, c.RuleSet().Files()...)
 }
