@@ -27,9 +27,9 @@ type Presence struct {
 type presenceState struct {
 	id        string
 	anonymous bool
-	conns     int
-	handover  bool      // its last connection was taken over by a new one not yet established
-	since     time.Time // online since, or offline since
+	conns     map[*connState]struct{} // its open connections, so that its state needs no scan of all
+	handover  bool                    // its last connection was taken over by a new one not yet established
+	since     time.Time               // online since, or offline since
 	lastSeen  atomic.Int64
 	messages  atomic.Uint64
 	connects  uint64
@@ -76,14 +76,15 @@ func (p *Presence) Connected(d *Device, conn any, c Client, now time.Time) (came
 	defer p.mu.Unlock()
 	s, ok := p.devices[d.ID]
 	if !ok {
-		s = &presenceState{id: d.ID, anonymous: d.anonymous}
+		s = &presenceState{id: d.ID, anonymous: d.anonymous, conns: map[*connState]struct{}{}}
 		p.devices[d.ID] = s
 	}
-	p.conns[conn] = &connState{dev: s, clientID: c.ClientID, remote: c.Remote, auth: c.Auth}
-	s.conns++
+	cs := &connState{dev: s, clientID: c.ClientID, remote: c.Remote, auth: c.Auth}
+	p.conns[conn] = cs
+	s.conns[cs] = struct{}{}
 	s.connects++
 	s.lastSeen.Store(now.UnixNano())
-	cameOnline = s.conns == 1 && !s.handover
+	cameOnline = len(s.conns) == 1 && !s.handover
 	s.handover = false
 	if cameOnline {
 		s.since = now.UTC()
@@ -121,11 +122,11 @@ func (p *Presence) Disconnected(conn any, takenOver bool, now time.Time) Gone {
 	}
 	delete(p.conns, conn)
 	s := c.dev
-	s.conns--
+	delete(s.conns, c)
 	s.lastSeen.Store(now.UnixNano())
 	g := Gone{Device: s.id, ClientID: c.clientID, Will: c.will}
 	switch {
-	case s.conns > 0:
+	case len(s.conns) > 0:
 	case takenOver:
 		s.handover = true
 	default:
@@ -162,7 +163,7 @@ func (p *Presence) State(id string) DeviceState {
 	if !ok {
 		return DeviceState{ID: id}
 	}
-	return p.stateLocked(s)
+	return s.stateLocked()
 }
 
 // States returns the presence of every device seen, sorted by id.
@@ -171,22 +172,22 @@ func (p *Presence) States() []DeviceState {
 	defer p.mu.RUnlock()
 	out := make([]DeviceState, 0, len(p.devices))
 	for _, s := range p.devices {
-		out = append(out, p.stateLocked(s))
+		out = append(out, s.stateLocked())
 	}
 	slices.SortFunc(out, func(a, b DeviceState) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
-func (p *Presence) stateLocked(s *presenceState) DeviceState {
-	st := DeviceState{ID: s.id, Anonymous: s.anonymous, Online: s.conns > 0 || s.handover, Since: s.since,
+// stateLocked is s at this moment; the caller holds Presence's lock. It
+// costs s's own connections, not every connection of the gateway.
+func (s *presenceState) stateLocked() DeviceState {
+	st := DeviceState{ID: s.id, Anonymous: s.anonymous, Online: len(s.conns) > 0 || s.handover, Since: s.since,
 		Messages: s.messages.Load(), Connects: s.connects}
 	if ns := s.lastSeen.Load(); ns != 0 {
 		st.LastSeen = time.Unix(0, ns).UTC()
 	}
-	for _, c := range p.conns {
-		if c.dev == s {
-			st.Clients = append(st.Clients, Client{ClientID: c.clientID, Remote: c.remote, Auth: c.auth})
-		}
+	for c := range s.conns {
+		st.Clients = append(st.Clients, Client{ClientID: c.clientID, Remote: c.remote, Auth: c.auth})
 	}
 	slices.SortFunc(st.Clients, func(a, b Client) int { return strings.Compare(a.ClientID, b.ClientID) })
 	return st

@@ -57,6 +57,11 @@ type Registry struct {
 	byID       map[string]*Device
 	anonymous  bool
 
+	// prefixes are the devices' topic prefixes, sorted, and byPrefix the
+	// same as a set: an anonymous client's prefix must overlap none.
+	prefixes []string
+	byPrefix map[string]bool
+
 	// verified caches the credentials that passed bcrypt, so that a device
 	// reconnecting in a loop costs a hash lookup rather than ~50 ms of CPU.
 	mu       sync.Mutex
@@ -88,6 +93,7 @@ func NewRegistry(list []Device, allowAnonymous bool) (*Registry, error) {
 		}
 		r.byUsername[d.Username] = &d
 		r.byID[d.ID] = &d
+		r.prefixes = append(r.prefixes, d.TopicPrefix)
 		if d.CertCN != "" {
 			if _, dup := r.byCN[d.CertCN]; dup {
 				return nil, fmt.Errorf("devices: duplicate cert_cn %q", d.CertCN)
@@ -95,7 +101,30 @@ func NewRegistry(list []Device, allowAnonymous bool) (*Registry, error) {
 			r.byCN[d.CertCN] = &d
 		}
 	}
+	if err := r.indexPrefixes(); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// indexPrefixes sorts the topic prefixes and refuses two devices whose
+// prefixes nest (one could publish into the other's topics) and a prefix
+// in the gateway's internal topics (its owner could publish there, and
+// read them without an explicit subscribe entry).
+func (r *Registry) indexPrefixes() error {
+	slices.Sort(r.prefixes)
+	r.byPrefix = make(map[string]bool, len(r.prefixes))
+	for i, p := range r.prefixes {
+		if InternalTopic(p) {
+			return fmt.Errorf("devices: topic prefix %q is in the gateway's internal topics", p)
+		}
+		// Sorted, a prefix of any later one is a prefix of the next.
+		if i > 0 && strings.HasPrefix(p, r.prefixes[i-1]) {
+			return fmt.Errorf("devices: topic prefix %q lies within %q of another device", p, r.prefixes[i-1])
+		}
+		r.byPrefix[p] = true
+	}
+	return nil
 }
 
 // Len is the number of registered devices.
@@ -107,7 +136,8 @@ func (r *Registry) Len() int { return len(r.byUsername) }
 //
 // An empty username is the anonymous client clientID when the registry
 // allows anonymous access; its client id must not be, or begin with, a
-// registered device's id.
+// registered device's id, and its prefix (devices/{client id}/) must
+// neither contain nor lie within a registered device's topic prefix.
 func (r *Registry) Authenticate(clientID, username string, password []byte) (*Device, error) {
 	if username == "" {
 		if r.anonymous && ValidID(clientID) && !r.claimed(clientID) {
@@ -183,7 +213,9 @@ func (r *Registry) Device(id string) (*Device, bool) {
 }
 
 // claimed reports whether clientID is a registered device's id or falls in
-// a registered device's client id space ({id}-…).
+// a registered device's client id space ({id}-…), or whether its default
+// prefix overlaps a registered device's topic prefix (device sensor-1
+// publishing under devices/plant1/ claims the anonymous client id plant1).
 func (r *Registry) claimed(clientID string) bool {
 	if _, ok := r.byID[clientID]; ok {
 		return true
@@ -193,7 +225,20 @@ func (r *Registry) claimed(clientID string) bool {
 			return true
 		}
 	}
-	return false
+	return r.overlaps(DefaultPrefix(clientID))
+}
+
+// overlaps reports whether a topic prefix is, contains or lies within a
+// registered device's prefix: in O(len(p)) map lookups and one binary
+// search, however many devices there are.
+func (r *Registry) overlaps(p string) bool {
+	for i := 1; i <= len(p); i++ {
+		if r.byPrefix[p[:i]] { // p lies within a device's prefix
+			return true
+		}
+	}
+	i, _ := slices.BinarySearch(r.prefixes, p) // the first prefix ≥ p: if any lies within p, this one does
+	return i < len(r.prefixes) && strings.HasPrefix(r.prefixes[i], p)
 }
 
 // ValidID reports whether s can be a device id: non-empty, at most 128

@@ -121,3 +121,52 @@ func TestNewRegistryRejectsDuplicates(t *testing.T) {
 		t.Error("device without id accepted")
 	}
 }
+
+// An anonymous client whose prefix (devices/{client id}/) overlaps a
+// registered device's custom topic prefix, either way, is refused: it
+// could otherwise publish into that device's topics.
+func TestAnonymousPrefixOverlap(t *testing.T) {
+	r, err := NewRegistry([]Device{
+		{ID: "sensor-1", CertCN: "sensor-1", TopicPrefix: "devices/plant1/"},
+		{ID: "sensor-2", CertCN: "sensor-2", TopicPrefix: "devices/plant2/line-a/"},
+	}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{
+		"plant1":   false, // devices/plant1/ is sensor-1's prefix
+		"plant2":   false, // devices/plant2/ holds sensor-2's
+		"plant":    true,  // devices/plant/ is neither
+		"plant10":  true,
+		"plant1-x": true,
+		"viewer":   true,
+	} {
+		d, err := r.Authenticate(id, "", nil)
+		if (err == nil) != want {
+			t.Errorf("anonymous client id %q: %v, want admitted %v", id, err, want)
+		}
+		if err == nil && (d.CanPublish("devices/plant1/x") || d.CanPublish("devices/plant2/line-a/x")) {
+			t.Errorf("anonymous %q may publish into a registered device's topics", id)
+		}
+	}
+}
+
+// Topic prefixes that nest, or lie in the gateway's internal topics, are
+// refused.
+func TestNewRegistryRejectsPrefixes(t *testing.T) {
+	for name, list := range map[string][]Device{
+		"same":          {{ID: "a", TopicPrefix: "site/x/"}, {ID: "b", TopicPrefix: "site/x/"}},
+		"within":        {{ID: "a", TopicPrefix: "site/"}, {ID: "b", TopicPrefix: "site/x/"}},
+		"within, later": {{ID: "a", TopicPrefix: "site/x/y/"}, {ID: "m", TopicPrefix: "site/x/a/"}, {ID: "z", TopicPrefix: "site/x/"}},
+		"default":       {{ID: "a", TopicPrefix: "devices/b/x/"}, {ID: "b"}},
+		"internal":      {{ID: "a", TopicPrefix: "flowgate/a/"}},
+		"$":             {{ID: "a", TopicPrefix: "$flowgate/a/"}},
+	} {
+		if _, err := NewRegistry(list, false); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := NewRegistry([]Device{{ID: "a", TopicPrefix: "site/x/"}, {ID: "b", TopicPrefix: "site/xy/"}, {ID: "c"}}, false); err != nil {
+		t.Errorf("prefixes that do not nest: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package devices
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -126,5 +127,49 @@ func TestPresence(t *testing.T) {
 	}
 	if g := p.Disconnected(new(int), false, t0); g.Device != "" {
 		t.Errorf("unknown connection: %+v", g)
+	}
+}
+
+// Each device's state lists its own open connections, sorted, and no
+// longer those that ended.
+func TestPresenceClients(t *testing.T) {
+	p := NewPresence()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	truck, door := &Device{ID: "truck-7"}, &Device{ID: "door-1"}
+	gps, main, d1 := new(int), new(int), new(int)
+	p.Connected(truck, gps, Client{ClientID: "truck-7-gps", Remote: "192.0.2.1:1", Auth: "password"}, t0)
+	p.Connected(door, d1, Client{ClientID: "door-1", Remote: "192.0.2.9:1", Auth: "certificate"}, t0)
+	p.Connected(truck, main, Client{ClientID: "truck-7", Remote: "192.0.2.1:2", Auth: "password"}, t0)
+	st := p.State("truck-7")
+	if len(st.Clients) != 2 || st.Clients[0].ClientID != "truck-7" || st.Clients[1] != (Client{"truck-7-gps", "192.0.2.1:1", "password"}) {
+		t.Errorf("truck-7's clients: %+v", st.Clients)
+	}
+	p.Disconnected(gps, false, t0)
+	all := p.States()
+	if len(all) != 2 || all[0].ID != "door-1" || len(all[0].Clients) != 1 || all[0].Clients[0].Auth != "certificate" ||
+		len(all[1].Clients) != 1 || all[1].Clients[0].ClientID != "truck-7" || !all[1].Online {
+		t.Errorf("states: %+v", all)
+	}
+	p.Disconnected(main, false, t0)
+	if st := p.State("truck-7"); st.Online || len(st.Clients) != 0 {
+		t.Errorf("truck-7 after its last connection: %+v", st)
+	}
+}
+
+// BenchmarkPresenceStates is /api/devices on a fleet of 2,000 connected
+// devices: it costs each device's own connections, not every connection
+// for every device.
+func BenchmarkPresenceStates(b *testing.B) {
+	p := NewPresence()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 2000 {
+		id := fmt.Sprintf("dev-%d", i)
+		p.Connected(&Device{ID: id}, new(int), Client{ClientID: id}, t0)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(p.States()) != 2000 {
+			b.Fatal("states lost")
+		}
 	}
 }

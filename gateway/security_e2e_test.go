@@ -180,7 +180,13 @@ func (sg *secureGateway) dial(t *testing.T, client *brokertlstest.Issued) (net.C
 // connect dials and sends CONNECT with paho (MQTT 5).
 func (sg *secureGateway) connect(t *testing.T, client *brokertlstest.Issued, clientID, user, pass string) (*paho.Client, *paho.Connack, error) {
 	t.Helper()
-	conn, err := sg.dial(t, client)
+	return sg.connectTLS(t, sg.ca.ClientConfig(client), clientID, user, pass)
+}
+
+// connectTLS is connect with a TLS config of the test's own.
+func (sg *secureGateway) connectTLS(t *testing.T, tc *tls.Config, clientID, user, pass string) (*paho.Client, *paho.Connack, error) {
+	t.Helper()
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", sg.BrokerTLSAddr(), tc)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -505,5 +511,41 @@ func TestBrokerLimits(t *testing.T) {
 		`flowgate_broker_limit_exceeded_total{limit="connection_rate"} 1`,
 		`flowgate_device_disconnects_total{reason="protocol_error"} 1`} {
 		sg.waitMetric(t, want)
+	}
+}
+
+// TestRevokedCertificateCannotResume: a device whose certificate is
+// revoked cannot get back in by resuming the TLS session it had before
+// (and so be admitted on its certificate's name without a password).
+func TestRevokedCertificateCannotResume(t *testing.T) {
+	sg := startSecureGateway(t, "")
+	tc := sg.ca.ClientConfig(&sg.good)
+	tc.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	var resumed bool
+	tc.VerifyConnection = func(cs tls.ConnectionState) error { resumed = cs.DidResume; return nil }
+	for i := range 2 {
+		c, _, err := sg.connectTLS(t, tc, "reefer-1", "", "")
+		if err != nil {
+			t.Fatalf("connection %d with a valid certificate: %v", i+1, err)
+		}
+		_ = c.Disconnect(&paho.Disconnect{})
+	}
+	if !resumed {
+		t.Fatal("the second connection did not resume the TLS session: the test would prove nothing")
+	}
+	sg.ca.CRL(sg.crlFile, 2, sg.revoked.Cert, sg.good.Cert)
+	fi, err := os.Stat(sg.crlFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := fi.ModTime().Add(2 * time.Second) // seen whatever the file system's timestamp granularity
+	if err := os.Chtimes(sg.crlFile, next, next); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := sg.connectTLS(t, tc, "reefer-1", "", ""); err == nil {
+		t.Fatalf("a revoked certificate was admitted (session resumed: %v)", resumed)
+	}
+	if !strings.Contains(sg.logs.String(), "client certificate revoked") {
+		t.Errorf("the refusal is not logged as a revocation:\n%s", sg.logs.String())
 	}
 }

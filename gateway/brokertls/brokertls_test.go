@@ -1,11 +1,14 @@
 package brokertls_test
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -168,5 +171,120 @@ func TestNewRefusesBadFiles(t *testing.T) {
 		if _, err := brokertls.New(o); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// A revoked certificate cannot come back by resuming a TLS session: the
+// revocation list is checked on resumed connections too, and a session
+// whose CA was taken out of client_ca_file no longer resumes either.
+func TestResumedSessionIsCheckedAgain(t *testing.T) {
+	ca := brokertlstest.NewCA(t, "devices CA")
+	srvCert := ca.Server("server")
+	dev, dev2 := ca.Client("dev-1"), ca.Client("dev-2")
+	dir := t.TempDir()
+	crlFile := ca.CRL(filepath.Join(dir, "crl.pem"), 1)
+	caFile := filepath.Join(dir, "ca.pem")
+	copyFile(t, ca.File, caFile)
+	s, err := brokertls.New(brokertls.Options{CertFile: srvCert.CertFile, KeyFile: srvCert.KeyFile,
+		ClientCAFile: caFile, RequireClientCert: true, CRLFile: crlFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.Config()
+	resuming := func(c *brokertlstest.Issued) *tls.Config {
+		cc := ca.ClientConfig(c)
+		cc.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+		return cc
+	}
+
+	for _, v := range []struct {
+		name    string
+		version uint16
+	}{{"TLS 1.3", tls.VersionTLS13}, {"TLS 1.2", tls.VersionTLS12}} {
+		t.Run(v.name, func(t *testing.T) {
+			ca.CRL(crlFile, 1)
+			bumpMtime(t, crlFile)
+			client := resuming(&dev)
+			client.MaxVersion = v.version
+			if err, st := handshake(t, cfg, client); err != nil || st.DidResume {
+				t.Fatalf("first connection: %v (resumed %v)", err, st.DidResume)
+			}
+			// Resumption works while the certificate is good: the check
+			// below is made on a resumed session, not a full handshake.
+			if err, st := handshake(t, cfg, client); err != nil || !st.DidResume {
+				t.Fatalf("second connection: %v, resumed %v; want a resumed session", err, st.DidResume)
+			}
+			ca.CRL(crlFile, 2, dev.Cert)
+			bumpMtime(t, crlFile)
+			if err, _ := handshake(t, cfg, client); !errors.Is(err, brokertls.ErrRevoked) {
+				t.Errorf("resumed session of a revoked certificate: %v, want ErrRevoked", err)
+			}
+		})
+	}
+
+	// The CA that issued dev-2 leaves client_ca_file (the CRL, signed by
+	// it, must go too or the files would not load together).
+	ca.CRL(crlFile, 3)
+	bumpMtime(t, crlFile)
+	client := resuming(&dev2)
+	if err, _ := handshake(t, cfg, client); err != nil {
+		t.Fatal(err)
+	}
+	if err, st := handshake(t, cfg, client); err != nil || !st.DidResume {
+		t.Fatalf("second connection: %v, resumed %v", err, st.DidResume)
+	}
+	other := brokertlstest.NewCA(t, "other CA")
+	copyFile(t, other.File, caFile)
+	other.CRL(crlFile, 1)
+	bumpMtime(t, caFile)
+	if err, _ := handshake(t, cfg, client); err == nil {
+		t.Error("a session of a CA no longer in client_ca_file was resumed")
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A TLS file that goes missing is logged once, not at every handshake,
+// the material loaded before stays in use, and the file is loaded again
+// when it is back.
+func TestMissingFileLoggedOnce(t *testing.T) {
+	ca := brokertlstest.NewCA(t, "devices CA")
+	srvCert := ca.Server("server")
+	dev := ca.Client("dev-1")
+	crlFile := ca.CRL(filepath.Join(t.TempDir(), "crl.pem"), 1)
+	var logs bytes.Buffer
+	s, err := brokertls.New(brokertls.Options{CertFile: srvCert.CertFile, KeyFile: srvCert.KeyFile,
+		ClientCAFile: ca.File, CRLFile: crlFile, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.Config()
+	if err := os.Remove(crlFile); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err, _ := handshake(t, cfg, ca.ClientConfig(&dev)); err != nil {
+			t.Fatalf("handshake %d with the CRL file gone: %v", i+1, err)
+		}
+	}
+	if n := strings.Count(logs.String(), "level=ERROR"); n != 1 {
+		t.Errorf("%d errors logged for one missing file, want 1:\n%s", n, logs.String())
+	}
+	// Back, revoking dev-1: loaded at the next handshake.
+	ca.CRL(crlFile, 2, dev.Cert)
+	if err, _ := handshake(t, cfg, ca.ClientConfig(&dev)); !errors.Is(err, brokertls.ErrRevoked) {
+		t.Errorf("after the CRL file came back: %v, want ErrRevoked", err)
+	}
+	if n := strings.Count(logs.String(), "TLS files reloaded"); n != 1 {
+		t.Errorf("%d reloads logged, want 1:\n%s", n, logs.String())
 	}
 }

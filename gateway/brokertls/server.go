@@ -24,10 +24,19 @@ type Options struct {
 var ErrRevoked = errors.New("brokertls: client certificate revoked")
 
 // Server holds a listener's TLS material and reads it again when one of
-// its files changes (its size or modification time), at the next
-// handshake. A file that changed but no longer loads (a half-written
-// certificate, a CRL signed by the wrong CA) is logged and the material
-// loaded before stays in use, so a bad edit never stops new connections.
+// its files changes (its size or modification time, or whether it is
+// there at all), at the next handshake. A file that changed but no longer
+// loads (a half-written certificate, a CRL signed by the wrong CA, a file
+// removed) is logged once and the material loaded before stays in use, so
+// a bad edit never stops new connections; the load is tried again when a
+// file changes again.
+//
+// Every connection's client certificate is checked against the material
+// of that handshake, resumed sessions included: session tickets stay on
+// (a device reconnecting saves a full handshake), and a resumed session's
+// certificate is verified again against the current client CAs and
+// revocation list, so neither a revoked certificate nor one of a CA taken
+// out of client_ca_file gets back in with a ticket issued before.
 type Server struct {
 	opts Options
 	log  *slog.Logger
@@ -45,9 +54,22 @@ type material struct {
 	crl  *CRL
 }
 
+// stamp is what a file looked like when it was loaded. A file that could
+// not be stat'ed (removed, not readable) is stamped missing, so that it
+// counts as changed only once it is back, not at every handshake.
 type stamp struct {
-	mod  time.Time
-	size int64
+	mod     time.Time
+	size    int64
+	missing bool
+}
+
+// stampOf stamps file f as it is now.
+func stampOf(f string) (stamp, error) {
+	fi, err := os.Stat(f)
+	if err != nil {
+		return stamp{missing: true}, err
+	}
+	return stamp{mod: fi.ModTime(), size: fi.Size()}, nil
 }
 
 // New loads every file; an error names the first that does not load.
@@ -78,12 +100,16 @@ func (s *Server) files() []string {
 // during the read is seen at the next check.
 func (s *Server) load() (*material, map[string]stamp, error) {
 	stamps := map[string]stamp{}
+	var missing error
 	for _, f := range s.files() {
-		fi, err := os.Stat(f)
-		if err != nil {
-			return nil, nil, fmt.Errorf("brokertls: %w", err)
+		st, err := stampOf(f)
+		if err != nil && missing == nil {
+			missing = fmt.Errorf("brokertls: %w", err)
 		}
-		stamps[f] = stamp{fi.ModTime(), fi.Size()}
+		stamps[f] = st
+	}
+	if missing != nil {
+		return nil, stamps, missing
 	}
 	m := &material{}
 	var err error
@@ -122,7 +148,7 @@ func (s *Server) current() *material {
 	m, stamps, err := s.load()
 	if err != nil {
 		s.log.Error("TLS files changed but do not load; keeping the ones loaded before", "err", err)
-		s.stamps = stamps // tried again once a file changes again (nil: at the next handshake)
+		s.stamps = stamps // tried again once a file changes again
 		return s.cur
 	}
 	s.cur, s.stamps = m, stamps
@@ -135,11 +161,8 @@ func (s *Server) changed() bool {
 		return true
 	}
 	for _, f := range s.files() {
-		fi, err := os.Stat(f)
-		if err != nil {
-			return true
-		}
-		if st := s.stamps[f]; !st.mod.Equal(fi.ModTime()) || st.size != fi.Size() {
+		now, _ := stampOf(f)
+		if st := s.stamps[f]; st.missing != now.missing || !st.mod.Equal(now.mod) || st.size != now.size {
 			return true
 		}
 	}
@@ -168,18 +191,45 @@ func (s *Server) handshakeConfig(m *material) *tls.Config {
 		c.ClientAuth = tls.VerifyClientCertIfGiven
 	}
 	c.ClientCAs = m.pool
-	if m.crl != nil {
-		crl := m.crl
-		c.VerifyPeerCertificate = func(_ [][]byte, chains [][]*x509.Certificate) error {
-			for _, chain := range chains {
-				for _, cert := range chain {
-					if crl.Revoked(cert) {
-						return fmt.Errorf("%w: serial %s, subject %q", ErrRevoked, cert.SerialNumber, cert.Subject.CommonName)
-					}
-				}
-			}
-			return nil
+	// VerifyConnection, unlike VerifyPeerCertificate, runs on resumed
+	// sessions too.
+	c.VerifyConnection = func(cs tls.ConnectionState) error { return m.verify(cs) }
+	return c
+}
+
+// verify checks a connection's client certificate, if it has one, against
+// m: on a resumed session it is verified again against the client CAs
+// (the session may predate them), and on every connection its chain must
+// hold no revoked certificate.
+func (m *material) verify(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	chains := cs.VerifiedChains
+	if cs.DidResume {
+		if m.pool == nil {
+			return errors.New("brokertls: resumed session has a client certificate but no client CA is configured")
+		}
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		var err error
+		chains, err = cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: m.pool, Intermediates: inter,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+		if err != nil {
+			return fmt.Errorf("brokertls: resumed session's client certificate: %w", err)
 		}
 	}
-	return c
+	if m.crl == nil {
+		return nil
+	}
+	for _, chain := range chains {
+		for _, cert := range chain {
+			if m.crl.Revoked(cert) {
+				return fmt.Errorf("%w: serial %s, subject %q", ErrRevoked, cert.SerialNumber, cert.Subject.CommonName)
+			}
+		}
+	}
+	return nil
 }

@@ -23,7 +23,8 @@ type BrokerTLS struct {
 	ClientCAFile string `yaml:"client_ca_file"`
 	// RequireClientCert refuses every client without a valid certificate
 	// (mutual TLS for all); otherwise a certificate is optional and a
-	// device may still log in with its password.
+	// device may still log in with its password. It needs the plain
+	// listener off: that one asks nobody for a certificate.
 	RequireClientCert bool `yaml:"require_client_cert"`
 	// CRLFile is a certificate revocation list (PEM or DER) signed by a
 	// client CA: a client certificate it lists is refused. Reloaded when
@@ -130,6 +131,9 @@ func (c *Config) validateBrokerTLS(k *checker) {
 	}
 	if t.RequireClientCert && t.ClientCAFile == "" {
 		k.errorf("broker.tls.require_client_cert", "needs broker.tls.client_ca_file: the CAs client certificates must come from")
+	}
+	if t.RequireClientCert && c.Broker.PlainListen() != "" {
+		k.errorf("broker.tls.require_client_cert", "the plain listener (broker.listen %q) still lets devices in with a password and no certificate: set broker.listen: off", c.Broker.Listen)
 	}
 	if t.CRLFile != "" {
 		if t.ClientCAFile == "" {

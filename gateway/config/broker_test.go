@@ -70,6 +70,8 @@ func TestBrokerSecurityErrors(t *testing.T) {
 			"broker.tls.cert_file: tls: private key does not match public key"},
 		{fmt.Sprintf("broker: {tls: {listen: \":8883\", cert_file: %q, key_file: %q, require_client_cert: true}}\n", srv.CertFile, srv.KeyFile),
 			"broker.tls.require_client_cert: needs broker.tls.client_ca_file"},
+		{fmt.Sprintf("broker:\n  tls:\n    require_client_cert: true\n    listen: \":8883\"\n    cert_file: %q\n    key_file: %q\n    client_ca_file: %q\n", srv.CertFile, srv.KeyFile, ca.File),
+			"f.yaml:8:26: broker.tls.require_client_cert: the plain listener (broker.listen \":1883\") still lets devices in with a password and no certificate: set broker.listen: off"},
 		{fmt.Sprintf("broker: {tls: {listen: \":8883\", cert_file: %q, key_file: %q, client_ca_file: %q, crl_file: %q}}\n",
 			srv.CertFile, srv.KeyFile, ca.File, badCRL), "broker.tls.crl_file: brokertls: revocation list 1: not signed by a CA of client_ca_file"},
 		{"broker: {connection_rate: -1}\n", "f.yaml:6:27: broker.connection_rate: must not be negative"},

@@ -266,3 +266,42 @@ func TestUplinkClassAndCapErrors(t *testing.T) {
 		}
 	}
 }
+
+// A device's topic prefix may not lie in the internal topics, nor within
+// another device's (in the same file or across devices and devices_file);
+// each error is at the key (or at the device, for a default prefix).
+func TestDeviceTopicPrefixes(t *testing.T) {
+	dir := t.TempDir()
+	devs := `devices:
+  - {id: line-2, password_hash: "` + hash + `", topic_prefix: devices/plant1/line2/}
+  - {id: plant1, password_hash: "` + hash + `"}
+`
+	main := minimal + `devices_file: devices.yaml
+devices:
+  - {id: sensor-1, password_hash: "` + hash + `", topic_prefix: devices/plant1/}
+  - {id: spy, password_hash: "` + hash + `", topic_prefix: flowgate/spy/}
+  - {id: other, password_hash: "` + hash + `", topic_prefix: site/a/}
+`
+	for name, text := range map[string]string{"devices.yaml": devs, "gw.yaml": main} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := Load(filepath.Join(dir, "gw.yaml"), noEnv)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	got := strings.Join(problems(t, err), "\n")
+	for _, want := range []string{
+		filepath.Join(dir, "gw.yaml") + `:9:108: devices[1].topic_prefix: topic_prefix "flowgate/spy/" is in the gateway's internal topics`,
+		filepath.Join(dir, "devices.yaml") + `:2:111: devices[0].topic_prefix: device "line-2"'s topic prefix "devices/plant1/line2/" lies within device "plant1"'s "devices/plant1/"`,
+		filepath.Join(dir, "devices.yaml") + `:3:5: devices[1]: device "plant1"'s topic prefix "devices/plant1/" lies within device "sensor-1"'s`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %s\n in %s", want, got)
+		}
+	}
+	if n := strings.Count(got, "\n") + 1; n != 3 {
+		t.Errorf("%d problems, want 3:\n%s", n, got)
+	}
+}

@@ -93,6 +93,8 @@ func (c *Config) validateDevices(k *checker) {
 		c.validateCredentials(dk, p, d, cns)
 		if !strings.HasSuffix(d.TopicPrefix, "/") || strings.ContainsAny(d.TopicPrefix, "+#") || strings.HasPrefix(d.TopicPrefix, "$") {
 			dk.errorf(p+".topic_prefix", "topic_prefix %q must end with '/' and have no wildcards or leading '$'", d.TopicPrefix)
+		} else if devices.InternalTopic(d.TopicPrefix) {
+			dk.errorf(p+".topic_prefix", "topic_prefix %q is in the gateway's internal topics (flowgate/…): the device could publish there", d.TopicPrefix)
 		}
 		for j, f := range d.Subscribe {
 			if !devices.ValidFilter(f) {
@@ -100,6 +102,42 @@ func (c *Config) validateDevices(k *checker) {
 			}
 		}
 		k.errs = append(k.errs, dk.errs...)
+	}
+	c.validatePrefixes(k)
+}
+
+// validatePrefixes refuses a device whose topic prefix is another's or
+// lies within it (devices/ and devices/plant1/): either could publish
+// into the other's topics. The error is at the topic_prefix, or at the
+// device when its prefix is the default.
+func (c *Config) validatePrefixes(k *checker) {
+	order := make([]int, 0, len(c.Devices))
+	ids := map[string]bool{}
+	for i, d := range c.Devices {
+		if devices.ValidID(d.ID) && !ids[d.ID] { // a duplicate id is reported as such
+			order = append(order, i)
+		}
+		ids[d.ID] = true
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(c.Devices[a].TopicPrefix, c.Devices[b].TopicPrefix) })
+	var open []int // the devices whose prefixes hold the current one, outermost first
+	for _, i := range order {
+		d := c.Devices[i]
+		for len(open) > 0 && !strings.HasPrefix(d.TopicPrefix, c.Devices[open[len(open)-1]].TopicPrefix) {
+			open = open[:len(open)-1]
+		}
+		if len(open) > 0 {
+			o := c.Devices[open[len(open)-1]]
+			src := c.src.devices[i]
+			path := src.path + ".topic_prefix"
+			if !src.doc.Has(path) {
+				path = src.path
+			}
+			dk := &checker{doc: src.doc}
+			dk.errorf(path, "device %q's topic prefix %q lies within device %q's %q: each device needs a prefix of its own", d.ID, d.TopicPrefix, o.ID, o.TopicPrefix)
+			k.errs = append(k.errs, dk.errs...)
+		}
+		open = append(open, i)
 	}
 }
 
