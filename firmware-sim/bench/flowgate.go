@@ -73,7 +73,11 @@ func startFlowgate(ctx context.Context, o *Options, dir, devicesFile, cloud stri
 		p.stop()
 		return nil, err
 	}
-	return g, ctx.Err()
+	if err := ctx.Err(); err != nil { // interrupted while it started: nobody else would stop it
+		p.stop()
+		return nil, err
+	}
+	return g, nil
 }
 
 // profile fetches one of the gateway's pprof profiles into file: "profile"

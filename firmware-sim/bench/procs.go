@@ -31,6 +31,9 @@ func start(name, bin string, args, env []string) (*proc, error) {
 	p := &proc{name: name, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
+	// Should the harness itself die (a test's timeout panics past every
+	// defer), the kernel stops its servers too.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p.cmd.Stdout, p.cmd.Stderr = &p.log, &p.log
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("bench: start %s: %w", name, err)
@@ -147,7 +150,11 @@ func startMosquitto(ctx context.Context, bin, dir, name string) (*proc, string, 
 		p.stop()
 		return nil, "", err
 	}
-	return p, addr, ctx.Err()
+	if err := ctx.Err(); err != nil { // interrupted while it started: nobody else would stop it
+		p.stop()
+		return nil, "", err
+	}
+	return p, addr, nil
 }
 
 // findMosquitto is the mosquitto binary: the given path, on PATH, or in

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"math"
 	"math/bits"
 	"time"
 )
@@ -63,9 +64,14 @@ func (h *histogram) quantile(q float64) time.Duration {
 	if h.n == 0 {
 		return 0
 	}
-	rank := uint64(q * float64(h.n))
-	if rank >= h.n {
-		return time.Duration(h.max) * time.Microsecond
+	// The nearest rank: the ceil(q·n)-th smallest value (p99 of 100 values
+	// is the 99th, not the largest), counted from 0.
+	rank := uint64(math.Ceil(q*float64(h.n))) - 1
+	if q <= 0 {
+		rank = 0
+	}
+	if rank >= h.n-1 {
+		return time.Duration(h.max) * time.Microsecond // the largest is known exactly
 	}
 	var seen uint64
 	for i, c := range h.counts {

@@ -47,6 +47,15 @@ func TestHistogramQuantiles(t *testing.T) {
 	if h.quantile(1) != 100*time.Millisecond {
 		t.Errorf("max %v", h.quantile(1))
 	}
+	var small histogram // 1 to 100 µs, where buckets are exact: nearest ranks
+	for v := int64(1); v <= 100; v++ {
+		small.add(v)
+	}
+	for q, want := range map[float64]time.Duration{0.5: 50, 0.99: 99, 1: 100, 0: 1} {
+		if got := small.quantile(q); got != want*time.Microsecond {
+			t.Errorf("of 1…100 µs, q%v = %v, want %v µs", q, got, want)
+		}
+	}
 	for v := int64(0); v < 1<<40; v = v*3 + 1 { // every bucket's range holds its value
 		lo, w := bucketRange(bucketOf(v))
 		if v < lo || v >= lo+w {
