@@ -146,6 +146,16 @@ func (d *simDevice) connect(ctx context.Context, u *url.URL) error {
 		},
 		OnConnectError: func(err error) { r.Logger.Debug("connect failed", "device", id, "err", err) },
 		ClientConfig:   paho.ClientConfig{ClientID: id},
+		// paho sizes its queue of incoming publishes by the Receive
+		// Maximum it announces (65,535 by default: 512 KiB a connection).
+		// Devices subscribe to nothing, so one is plenty.
+		ConnectPacketBuilder: func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+			if c.Properties == nil {
+				c.Properties = &paho.ConnectProperties{}
+			}
+			c.Properties.ReceiveMaximum = &receiveMaximum
+			return c, nil
+		},
 	}
 	if r.Secret != "" {
 		cfg.ConnectUsername, cfg.ConnectPassword = id, []byte(Password(r.Secret, id))
@@ -160,6 +170,9 @@ func (d *simDevice) connect(ctx context.Context, u *url.URL) error {
 	d.cm = cm
 	return nil
 }
+
+// receiveMaximum is the Receive Maximum every device announces.
+var receiveMaximum uint16 = 1
 
 // play sends each message at its time, then drains the buffer, then
 // disconnects.

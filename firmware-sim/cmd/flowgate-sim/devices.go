@@ -23,6 +23,7 @@ import (
 // devicesFlags are flowgate-sim's flags for simulated devices.
 type devicesFlags struct {
 	scenario, broker, secret, truth, registry, readings, start string
+	cpuProfile, memProfile                                     string
 	seed                                                       uint64
 	speed, faults, rate, totalRate                             float64
 	duration, interval, skew                                   time.Duration
@@ -59,6 +60,8 @@ func parseDevicesFlags(args []string, stderr io.Writer) (*devicesFlags, error) {
 	fs.BoolVar(&f.planOnly, "plan-only", false, "write -truth, -registry and -readings, and send nothing")
 	fs.BoolVar(&f.quiet, "quiet", false, "print nothing but errors")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the summary as one JSON object on stdout")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write the simulator's own CPU profile to `file`")
+	fs.StringVar(&f.memProfile, "memprofile", "", "write the simulator's heap profile, taken half way through the run, to `file`")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: flowgate-sim [flags]\n\nSimulated devices publish a scenario's messages to an MQTT broker in simulated\ntime; -truth writes the notable events the shipped rules should find in them.\n\nFlags:")
 		fs.PrintDefaults()
@@ -148,6 +151,11 @@ func runDevices(args []string) int {
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	prof, err := startProfiler(f.cpuProfile, f.memProfile, r, plan.Count())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "flowgate-sim:", err)
+		return 1
+	}
 	began := time.Now()
 	showProgress := !f.quiet && !f.jsonOut && term.IsTerminal(int(os.Stderr.Fd()))
 	done := make(chan struct{})
@@ -157,6 +165,9 @@ func runDevices(args []string) int {
 	close(done)
 	<-progressDone
 	sum := summarize(r, plan, time.Since(began))
+	if perr := prof.finish(); perr != nil {
+		fmt.Fprintln(os.Stderr, "flowgate-sim: profile:", perr)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "flowgate-sim:", err)
 	}
