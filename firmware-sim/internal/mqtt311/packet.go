@@ -56,8 +56,12 @@ type Reader struct {
 	buf []byte
 }
 
-func NewReader(r io.Reader) *Reader {
-	return &Reader{r: bufio.NewReaderSize(r, 64<<10), buf: make([]byte, 0, 4096)}
+func NewReader(r io.Reader) *Reader { return NewReaderSize(r, 64<<10) }
+
+// NewReaderSize is a Reader that buffers size bytes of the connection: a
+// device that only reads PUBACKs needs few, a subscriber many.
+func NewReaderSize(r io.Reader, size int) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, size), buf: make([]byte, 0, min(size, 4096))}
 }
 
 // Next reads one packet.
