@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"time"
 
@@ -120,6 +121,10 @@ func dial311(ctx context.Context, r *Runner, u *url.URL, id string, h linkHooks)
 	if u.Scheme != "mqtt" && u.Scheme != "tcp" {
 		return nil, fmt.Errorf("broker %s: MQTT 3.1.1 devices speak plain TCP only (mqtt://)", u.Redacted())
 	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "1883")
+	}
 	c := mqtt311.Connect{ClientID: id, KeepAlive: keepAlive}
 	if r.Secret != "" {
 		c.Username, c.Password = id, Password(r.Secret, id)
@@ -127,7 +132,7 @@ func dial311(ctx context.Context, r *Runner, u *url.URL, id string, h linkHooks)
 	if r.Will {
 		c.Will = &mqtt311.Will{Topic: willTopic(id), Payload: willPayload, QoS: 1}
 	}
-	return link311{mqtt311.Start(ctx, mqtt311.Options{Addr: u.Host, Connect: c, ConnectTimeout: connectTimeout,
+	return link311{mqtt311.Start(ctx, mqtt311.Options{Addr: addr, Connect: c, ConnectTimeout: connectTimeout,
 		Backoff: backoff, OnUp: h.up, OnDown: h.down, OnConnectError: h.connectError})}, nil
 }
 
