@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"sort"
 	"strconv"
@@ -17,13 +16,12 @@ type DeviceSpec struct {
 
 // Message is one publish a device makes.
 type Message struct {
-	At      time.Time // simulated time it is sent
-	Stamp   time.Time // the time in its payload (At, plus the device's clock skew)
-	Topic   string    // under the device's prefix: "env" is devices/{id}/env
-	Fields  []Field   // the payload's fields besides "ts", in order
-	Broken  bool      // sent malformed (-faults): the gateway dead-letters it
-	Retain  bool
-	payload []byte
+	At     time.Time // simulated time it is sent
+	Stamp  time.Time // the time in its payload (At, plus the device's clock skew)
+	Topic  string    // under the device's prefix: "env" is devices/{id}/env
+	Fields []Field   // the payload's fields besides "ts", in order
+	Broken bool      // sent malformed (-faults): the gateway dead-letters it
+	Retain bool
 }
 
 // Field is one payload field: a number (when Text is empty) or a string.
@@ -62,11 +60,14 @@ func (m *Message) Text(name string) string {
 
 // Payload is the message as sent: a JSON object with the fields and "ts"
 // (the stamp in epoch milliseconds), or a truncated one when Broken.
-func (m *Message) Payload() []byte {
-	if m.payload != nil {
-		return m.payload
-	}
-	b := []byte{'{'}
+func (m *Message) Payload() []byte { return m.AppendPayload(nil) }
+
+// AppendPayload appends the payload to b. Payloads are made when they are
+// sent, not kept in the plan: at 10,000 devices a plan holds hundreds of
+// thousands of messages.
+func (m *Message) AppendPayload(b []byte) []byte {
+	start := len(b)
+	b = append(b, '{')
 	for _, f := range m.Fields {
 		b = strconv.AppendQuote(b, f.Name)
 		b = append(b, ':')
@@ -77,11 +78,12 @@ func (m *Message) Payload() []byte {
 		}
 		b = append(b, ',')
 	}
-	b = fmt.Appendf(b, `"ts":%d}`, m.Stamp.UnixMilli())
+	b = append(b, `"ts":`...)
+	b = strconv.AppendInt(b, m.Stamp.UnixMilli(), 10)
+	b = append(b, '}')
 	if m.Broken {
-		b = b[:len(b)/2] // a firmware bug cuts the buffer short
+		b = b[:start+(len(b)-start)/2] // a firmware bug cuts the buffer short
 	}
-	m.payload = b
 	return b
 }
 
@@ -147,7 +149,7 @@ func (p *Plan) finish(o Options, hb time.Duration, judge func(p *Plan) []Truth) 
 				ms[j].Broken = true
 			}
 		}
-		p.Messages[i] = ms
+		p.Messages[i] = append(make([]Message, 0, len(ms)), ms...) // without append's spare room
 	}
 	p.Truth = judge(p)
 	sortTruth(p.Truth)

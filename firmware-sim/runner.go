@@ -9,9 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/eclipse/paho.golang/autopaho"
-	"github.com/eclipse/paho.golang/paho"
 )
 
 // Runner plays a Plan against an MQTT broker: every device connects with
@@ -25,7 +22,10 @@ type Runner struct {
 	// Secret derives each device's password (Password); empty: connect
 	// anonymously, with the device id as client id.
 	Secret string
-	QoS    byte // 0 or 1
+	// MQTT is the protocol version the devices speak: 5 (the default when
+	// 0) or 3 (3.1.1).
+	MQTT int
+	QoS  byte // 0 or 1
 	// Will makes each device leave a last will, {"online":false}, on
 	// devices/{id}/status.
 	Will bool
@@ -66,6 +66,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	if r.Clock == nil || r.Clock.Speed <= 0 {
 		return errors.New("sim: a clock with a positive speed is needed")
 	}
+	if r.MQTT != 0 && r.MQTT != 3 && r.MQTT != 5 {
+		return fmt.Errorf("sim: MQTT version %d: only 3 (3.1.1) and 5 are spoken", r.MQTT)
+	}
 	if r.Buffer <= 0 {
 		r.Buffer = 1000
 	}
@@ -92,7 +95,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.awaitAll(runCtx, devs); err != nil {
 		cancel()
 		for _, d := range devs {
-			<-d.cm.Done()
+			<-d.link.Done()
 		}
 		return err
 	}
@@ -109,7 +112,7 @@ func (r *Runner) awaitAll(ctx context.Context, devs []*simDevice) error {
 	ctx, cancel := context.WithTimeout(ctx, r.ConnectWait)
 	defer cancel()
 	for _, d := range devs {
-		if err := d.cm.AwaitConnection(ctx); err != nil {
+		if err := d.link.AwaitConnection(ctx); err != nil {
 			return fmt.Errorf("sim: %s did not connect within %v: %w", d.spec.ID, r.ConnectWait, err)
 		}
 	}
@@ -121,43 +124,37 @@ type simDevice struct {
 	r     *Runner
 	spec  DeviceSpec
 	msgs  []Message
-	cm    *autopaho.ConnectionManager
+	link  link
+	buf   []byte        // payload encode buffer
 	up    chan struct{} // a (re)connection happened
 	queue []*Message
 }
 
 func (d *simDevice) connect(ctx context.Context, u *url.URL) error {
 	r, id := d.r, d.spec.ID
-	cfg := autopaho.ClientConfig{
-		ServerUrls: []*url.URL{u}, KeepAlive: 30, CleanStartOnInitialConnection: true,
-		ReconnectBackoff: autopaho.NewExponentialBackoff(250*time.Millisecond, 30*time.Second, time.Second, 2),
-		ConnectTimeout:   10 * time.Second,
-		OnConnectionUp: func(*autopaho.ConnectionManager, *paho.Connack) {
+	h := linkHooks{
+		up: func() {
 			r.Stats.Connected.Add(1)
 			select {
 			case d.up <- struct{}{}:
 			default: // one wake-up is pending already
 			}
 		},
-		OnConnectionDown: func() bool {
+		down: func() {
 			r.Stats.Connected.Add(-1)
 			r.Stats.Reconnects.Add(1)
-			return true
 		},
-		OnConnectError: func(err error) { r.Logger.Debug("connect failed", "device", id, "err", err) },
-		ClientConfig:   paho.ClientConfig{ClientID: id},
+		connectError: func(err error) { r.Logger.Debug("connect failed", "device", id, "err", err) },
 	}
-	if r.Secret != "" {
-		cfg.ConnectUsername, cfg.ConnectPassword = id, []byte(Password(r.Secret, id))
+	var err error
+	if r.MQTT == 3 {
+		d.link, err = dial311(ctx, r, u, id, h)
+	} else {
+		d.link, err = dial5(ctx, r, u, id, h)
 	}
-	if r.Will {
-		cfg.WillMessage = &paho.WillMessage{Topic: "devices/" + id + "/status", QoS: 1, Payload: []byte(`{"online":false}`)}
-	}
-	cm, err := autopaho.NewConnection(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("sim: %s: %w", id, err)
 	}
-	d.cm = cm
 	return nil
 }
 
@@ -167,7 +164,7 @@ func (d *simDevice) play(ctx context.Context) {
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = d.cm.Disconnect(ctx)
+		_ = d.link.Disconnect(ctx)
 	}()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -231,7 +228,7 @@ func (d *simDevice) drain(ctx context.Context) {
 			d.r.Stats.Errors.Add(1)
 			d.r.Logger.Warn("publish refused", "device", d.spec.ID, "topic", m.Topic, "err", err)
 		case err != nil:
-			if !errors.Is(err, autopaho.ConnectionDownError) && ctx.Err() == nil {
+			if !errors.Is(err, errLinkDown) && ctx.Err() == nil {
 				d.r.Stats.Errors.Add(1)
 				d.r.Logger.Debug("publish failed; kept for later", "device", d.spec.ID, "err", err)
 			}
@@ -251,18 +248,12 @@ func (e *refusedError) Error() string {
 func (d *simDevice) publish(ctx context.Context, m *Message) error {
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	payload := m.Payload()
-	pub := &paho.Publish{Topic: "devices/" + d.spec.ID + "/" + m.Topic, QoS: d.r.QoS, Retain: m.Retain, Payload: payload,
-		Properties: &paho.PublishProperties{ContentType: "application/json"}}
-	resp, err := d.cm.Publish(pctx, pub)
-	if err != nil {
+	d.buf = m.AppendPayload(d.buf[:0])
+	if err := d.link.Publish(pctx, "devices/"+d.spec.ID+"/"+m.Topic, d.r.QoS, m.Retain, d.buf); err != nil {
 		return err
 	}
-	if resp != nil && resp.ReasonCode >= 0x80 {
-		return &refusedError{resp.ReasonCode}
-	}
 	d.r.Stats.Sent.Add(1)
-	d.r.Stats.Bytes.Add(int64(len(payload)))
+	d.r.Stats.Bytes.Add(int64(len(d.buf)))
 	if m.Broken {
 		d.r.Stats.Broken.Add(1)
 	}

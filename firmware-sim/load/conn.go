@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flowgate/flowgate/firmware-sim/internal/mqtt311"
 )
 
 // conn is one MQTT 3.1.1 connection: a buffered writer shared under a
@@ -17,7 +19,7 @@ type conn struct {
 	nc net.Conn
 	mu sync.Mutex
 	w  *bufio.Writer
-	rd *reader
+	rd *mqtt311.Reader
 	// scratch is the encode buffer of the goroutine holding mu.
 	scratch []byte
 }
@@ -46,17 +48,18 @@ func dial(ctx context.Context, addr, clientID, username, password string, keepAl
 	if err != nil {
 		return nil, fmt.Errorf("load: %s: %w", clientID, err)
 	}
-	c := &conn{nc: nc, w: bufio.NewWriterSize(nc, 64<<10), rd: newReader(nc)}
+	c := &conn{nc: nc, w: bufio.NewWriterSize(nc, 64<<10), rd: mqtt311.NewReader(nc)}
 	deadline, _ := ctx.Deadline()
 	_ = nc.SetDeadline(deadline)
-	c.scratch = appendConnect(c.scratch[:0], clientID, username, password, uint16(keepAlive/time.Second))
+	c.scratch = mqtt311.AppendConnect(c.scratch[:0], mqtt311.Connect{ClientID: clientID, Username: username, Password: password,
+		KeepAlive: uint16(keepAlive / time.Second)})
 	if _, err := nc.Write(c.scratch); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("load: %s: %w", clientID, err)
 	}
-	p, err := c.rd.next()
+	p, err := c.rd.Next()
 	if err == nil {
-		err = checkConnack(p)
+		err = mqtt311.CheckConnack(p)
 	}
 	if err != nil {
 		nc.Close()
@@ -70,7 +73,7 @@ func dial(ctx context.Context, addr, clientID, username, password string, keepAl
 func (c *conn) ping() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.w.WriteByte(typePingreq << 4); err != nil {
+	if err := c.w.WriteByte(mqtt311.TypePingreq << 4); err != nil {
 		return err
 	}
 	if err := c.w.WriteByte(0); err != nil {
@@ -100,7 +103,7 @@ func (c *conn) keepAlive(interval time.Duration, done <-chan struct{}) {
 func (c *conn) disconnect() {
 	c.mu.Lock()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	_ = c.w.WriteByte(typeDisconnect << 4)
+	_ = c.w.WriteByte(mqtt311.TypeDisconnect << 4)
 	_ = c.w.WriteByte(0)
 	_ = c.w.Flush()
 	c.mu.Unlock()

@@ -1,7 +1,6 @@
 package load
 
 import (
-	"bytes"
 	"testing"
 )
 
@@ -15,36 +14,6 @@ func FuzzParseStamp(f *testing.F) {
 		s, ok := parseStamp(msg)
 		if ok && (s.pub < 0 || s.seq < 0 || s.usec < 0) {
 			t.Errorf("%+v from %q", s, msg)
-		}
-	})
-}
-
-// FuzzReadPackets: a byte stream from a broker is read as packets (and
-// PUBLISH bodies split) without panicking or reading past the limit.
-func FuzzReadPackets(f *testing.F) {
-	f.Add(appendPuback(appendPublish(nil, "t", 1, 1, []byte("x")), 1))
-	f.Add([]byte{0x20, 0x02, 0x00, 0x00, 0x90, 0x03, 0x00, 0x01, 0x80})
-	f.Add([]byte{0x30, 0xff, 0xff, 0xff, 0x7f})
-	f.Fuzz(func(t *testing.T, stream []byte) {
-		r := newReader(bytes.NewReader(stream))
-		for range 100 {
-			p, err := r.next()
-			if err != nil {
-				return
-			}
-			if len(p.body) > maxPacket {
-				t.Fatalf("body of %d bytes", len(p.body))
-			}
-			switch p.kind() {
-			case typePublish:
-				if pb, err := parsePublish(p); err == nil && len(pb.topic)+len(pb.payload) > len(p.body) {
-					t.Fatalf("publish parts larger than its body")
-				}
-			case typeConnack:
-				_ = checkConnack(p)
-			default:
-				_, _ = packetID(p)
-			}
 		}
 	})
 }

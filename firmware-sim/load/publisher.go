@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/flowgate/flowgate/firmware-sim/internal/mqtt311"
 )
 
 // publisher is one publishing connection. Its own goroutine writes; a
@@ -65,15 +67,15 @@ func (r *run) connectPublishers(ctx context.Context) ([]*publisher, error) {
 func (p *publisher) read(r *run) {
 	defer close(p.readDone)
 	for {
-		pk, err := p.c.rd.next()
+		pk, err := p.c.rd.Next()
 		if err != nil {
 			if !p.closing.Load() {
 				r.fail(err)
 			}
 			return
 		}
-		switch pk.kind() {
-		case typePuback:
+		switch pk.Kind() {
+		case mqtt311.TypePuback:
 			if p.inflight.Add(-1) <= p.low && p.waiting.Load() {
 				select {
 				case p.wake <- struct{}{}:
@@ -83,9 +85,9 @@ func (p *publisher) read(r *run) {
 			p.acked.Add(1)
 			p.lastAck.Store(time.Now().UnixNano())
 			progress.Add(1)
-		case typePingresp:
+		case mqtt311.TypePingresp:
 		default:
-			r.fail(errUnexpected(p.id, pk.kind()))
+			r.fail(errUnexpected(p.id, pk.Kind()))
 		}
 	}
 }
@@ -165,7 +167,7 @@ func (p *publisher) write(cfg Config, seq int, ts time.Time) error {
 	p.payload = appendPayload(p.payload[:0], stamp{pub: p.idx, seq: seq, usec: ts.UnixMicro()}, cfg.Size)
 	c := p.c
 	c.mu.Lock()
-	c.scratch = appendPublish(c.scratch[:0], p.topic, cfg.QoS, uint16(seq%65535+1), p.payload)
+	c.scratch = mqtt311.AppendPublish(c.scratch[:0], p.topic, cfg.QoS, false, uint16(seq%65535+1), p.payload)
 	_, err := c.w.Write(c.scratch)
 	c.mu.Unlock()
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/flowgate/flowgate/firmware-sim/internal/mqtt311"
 )
 
 // subscriber is one subscribing connection. Its goroutine reads, acks at
@@ -55,19 +57,19 @@ func (r *run) connectSubscribers(ctx context.Context) ([]*subscriber, error) {
 func subscribe(c *conn, filter string, qos byte, timeout time.Duration) error {
 	_ = c.nc.SetDeadline(time.Now().Add(timeout))
 	defer c.nc.SetDeadline(time.Time{})
-	c.scratch = appendSubscribe(c.scratch[:0], 1, filter, qos)
+	c.scratch = mqtt311.AppendSubscribe(c.scratch[:0], 1, filter, qos)
 	if _, err := c.nc.Write(c.scratch); err != nil {
 		return err
 	}
-	pk, err := c.rd.next()
+	pk, err := c.rd.Next()
 	if err != nil {
 		return err
 	}
-	if pk.kind() != typeSuback || len(pk.body) != 3 {
-		return fmt.Errorf("expected SUBACK, got packet type %d", pk.kind())
+	if pk.Kind() != mqtt311.TypeSuback || len(pk.Body) != 3 {
+		return fmt.Errorf("expected SUBACK, got packet type %d", pk.Kind())
 	}
-	if pk.body[2] > 1 {
-		return fmt.Errorf("subscription to %q refused (SUBACK code %#x)", filter, pk.body[2])
+	if pk.Body[2] > 1 {
+		return fmt.Errorf("subscription to %q refused (SUBACK code %#x)", filter, pk.Body[2])
 	}
 	return nil
 }
@@ -81,27 +83,27 @@ func (s *subscriber) recvStart(r *run) {
 func (s *subscriber) recv(r *run) {
 	defer close(s.done)
 	for {
-		pk, err := s.c.rd.next()
+		pk, err := s.c.rd.Next()
 		if err != nil {
 			if !s.closing.Load() {
 				r.fail(err)
 			}
 			return
 		}
-		switch pk.kind() {
-		case typePublish:
-			pb, err := parsePublish(pk)
+		switch pk.Kind() {
+		case mqtt311.TypePublish:
+			pb, err := mqtt311.ParsePublish(pk)
 			if err != nil {
 				r.fail(fmt.Errorf("load: %s: %w", s.id, err))
 				return
 			}
-			if pb.qos == 1 && s.ack(pb.id) != nil {
+			if pb.QoS == 1 && s.ack(pb.ID) != nil {
 				return
 			}
-			s.record(pb.payload)
-		case typePingresp:
+			s.record(pb.Payload)
+		case mqtt311.TypePingresp:
 		default:
-			r.fail(errUnexpected(s.id, pk.kind()))
+			r.fail(errUnexpected(s.id, pk.Kind()))
 		}
 	}
 }
@@ -112,11 +114,11 @@ func (s *subscriber) ack(id uint16) error {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.scratch = appendPuback(c.scratch[:0], id)
+	c.scratch = mqtt311.AppendPuback(c.scratch[:0], id)
 	if _, err := c.w.Write(c.scratch); err != nil {
 		return err
 	}
-	if c.rd.buffered() == 0 {
+	if c.rd.Buffered() == 0 {
 		return c.w.Flush()
 	}
 	return nil

@@ -1,7 +1,6 @@
 package load
 
 import (
-	"bytes"
 	"math"
 	"testing"
 	"time"
@@ -75,38 +74,5 @@ func TestProcParsers(t *testing.T) {
 	stat := []byte("42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 31 0 0 20 0 1 0 5 1000 50")
 	if n, err := parseStatTicks(stat); err != nil || n != 281 {
 		t.Errorf("ticks %d %v", n, err)
-	}
-}
-
-func TestPackets(t *testing.T) {
-	b := appendPublish(nil, "a/b", 1, 7, []byte("hello"))
-	b = appendPuback(b, 9)
-	b = appendConnect(b, "c", "u", "p", 60)
-	r := newReader(bytes.NewReader(b))
-	p, err := r.next()
-	if err != nil || p.kind() != typePublish {
-		t.Fatalf("%v %v", p, err)
-	}
-	pb, err := parsePublish(p)
-	if err != nil || string(pb.topic) != "a/b" || pb.qos != 1 || pb.id != 7 || string(pb.payload) != "hello" {
-		t.Errorf("publish %+v %v", pb, err)
-	}
-	p, err = r.next()
-	if id, _ := packetID(p); err != nil || p.kind() != typePuback || id != 9 {
-		t.Errorf("puback %v %v", p, err)
-	}
-	if p, err = r.next(); err != nil || p.kind() != typeConnect || len(p.body) != 10+3+3+3 {
-		t.Errorf("connect %v %v", p, err)
-	}
-	// A length of 5 bytes, and one above the limit, are refused.
-	if _, err := newReader(bytes.NewReader([]byte{0x30, 0xff, 0xff, 0xff, 0xff, 0x01})).next(); err != errMalformed {
-		t.Errorf("5-byte length: %v", err)
-	}
-	if _, err := newReader(bytes.NewReader([]byte{0x30, 0xff, 0xff, 0xff, 0x7f})).next(); err != errTooLarge {
-		t.Errorf("256 MiB: %v", err)
-	}
-	big := appendLength(nil, 300000)
-	if n, err := readLength(bytes.NewReader(big)); err != nil || n != 300000 {
-		t.Errorf("length %d %v", n, err)
 	}
 }

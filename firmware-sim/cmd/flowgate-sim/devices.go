@@ -23,10 +23,11 @@ import (
 // devicesFlags are flowgate-sim's flags for simulated devices.
 type devicesFlags struct {
 	scenario, broker, secret, truth, registry, readings, start string
+	cpuProfile, memProfile                                     string
 	seed                                                       uint64
 	speed, faults, rate, totalRate                             float64
 	duration, interval, skew                                   time.Duration
-	devices, qos, buffer, cost                                 int
+	devices, qos, buffer, cost, mqtt                           int
 	count                                                      int64
 	will, quiet, jsonOut, planOnly                             bool
 }
@@ -49,6 +50,7 @@ func parseDevicesFlags(args []string, stderr io.Writer) (*devicesFlags, error) {
 	fs.Float64Var(&f.totalRate, "total-rate", 0, "readings per second of simulated time across all devices (instead of -interval)")
 	fs.Float64Var(&f.faults, "faults", 0, "share of messages sent malformed (0 to 1), as buggy firmware does")
 	fs.DurationVar(&f.skew, "skew", 0, "each device's clock is off by up to this much either way (the truth follows the devices' clocks)")
+	fs.IntVar(&f.mqtt, "mqtt", 5, "MQTT version the devices speak: 5, or 3 (3.1.1)")
 	fs.IntVar(&f.qos, "qos", 1, "QoS of every publish: 0 or 1")
 	fs.BoolVar(&f.will, "will", false, `each device leaves a last will {"online":false} on devices/{id}/status`)
 	fs.IntVar(&f.buffer, "buffer", 1000, "messages each device keeps while disconnected (the oldest is dropped)")
@@ -59,6 +61,8 @@ func parseDevicesFlags(args []string, stderr io.Writer) (*devicesFlags, error) {
 	fs.BoolVar(&f.planOnly, "plan-only", false, "write -truth, -registry and -readings, and send nothing")
 	fs.BoolVar(&f.quiet, "quiet", false, "print nothing but errors")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the summary as one JSON object on stdout")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write the simulator's own CPU profile to `file`")
+	fs.StringVar(&f.memProfile, "memprofile", "", "write the simulator's heap profile, taken half way through the run, to `file`")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: flowgate-sim [flags]\n\nSimulated devices publish a scenario's messages to an MQTT broker in simulated\ntime; -truth writes the notable events the shipped rules should find in them.\n\nFlags:")
 		fs.PrintDefaults()
@@ -73,6 +77,8 @@ func (f *devicesFlags) validate() error {
 	switch {
 	case f.speed <= 0:
 		return errors.New("-speed must be positive")
+	case f.mqtt != 3 && f.mqtt != 5:
+		return errors.New("-mqtt must be 3 (3.1.1) or 5")
 	case f.qos != 0 && f.qos != 1:
 		return errors.New("-qos must be 0 or 1")
 	case f.devices < 0 || f.devices > 10000:
@@ -144,10 +150,15 @@ func runDevices(args []string) int {
 		level = slog.LevelError
 	}
 	r := &sim.Runner{Broker: f.broker, Plan: plan, Clock: &sim.Clock{Start: plan.Start, Speed: f.speed},
-		Secret: f.secret, QoS: byte(f.qos), Will: f.will, Buffer: f.buffer, Count: f.count,
+		Secret: f.secret, MQTT: f.mqtt, QoS: byte(f.qos), Will: f.will, Buffer: f.buffer, Count: f.count,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	prof, err := startProfiler(f.cpuProfile, f.memProfile, r, plan.Count())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "flowgate-sim:", err)
+		return 1
+	}
 	began := time.Now()
 	showProgress := !f.quiet && !f.jsonOut && term.IsTerminal(int(os.Stderr.Fd()))
 	done := make(chan struct{})
@@ -157,6 +168,9 @@ func runDevices(args []string) int {
 	close(done)
 	<-progressDone
 	sum := summarize(r, plan, time.Since(began))
+	if perr := prof.finish(); perr != nil {
+		fmt.Fprintln(os.Stderr, "flowgate-sim: profile:", perr)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "flowgate-sim:", err)
 	}
