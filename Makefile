@@ -47,8 +47,9 @@ fuzz: ## a short run of every fuzz test
 	$(GO) test -run='^$$' -fuzz=FuzzParseTrack -fuzztime=$(FUZZTIME) ./sensors/sim/
 	for f in FuzzParseRules FuzzFilter FuzzLookup FuzzRestore; do \
 		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./rules/ || exit 1; done
-	for f in FuzzParseStamp FuzzReadPackets FuzzProcFiles; do \
+	for f in FuzzParseStamp FuzzProcFiles; do \
 		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./firmware-sim/load/ || exit 1; done
+	$(GO) test -run='^$$' -fuzz='^FuzzReadPackets$$' -fuzztime=$(FUZZTIME) ./firmware-sim/internal/mqtt311/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseGoBench$$' -fuzztime=$(FUZZTIME) ./firmware-sim/bench/
 	$(GO) test -run='^$$' -fuzz=FuzzReadTruth -fuzztime=$(FUZZTIME) ./firmware-sim/
 	for f in FuzzStoreRecords FuzzMeta FuzzParseLog FuzzParseKey FuzzParseValue FuzzTopic; do \
