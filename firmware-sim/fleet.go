@@ -101,7 +101,9 @@ func (v *van) drive(lat, lon, cruise float64) {
 func (v *van) run() []Message {
 	v.lat, v.lon = 51.9+0.0005*float64(v.i%3), 4.4+0.0008*float64(v.i%4) // its bay in the depot
 	v.t = v.p.Start
-	shiftStart := v.p.Start.Add(time.Duration(40+10*v.i)*time.Minute + time.Duration(1+v.rng.IntN(58))*time.Second)
+	// Shifts start every 10 minutes from 40 minutes in, over 8 hours, so a
+	// large fleet does not stretch the morning (or the dock's reads) on.
+	shiftStart := v.p.Start.Add(time.Duration(40+10*(v.i%48))*time.Minute + time.Duration(1+v.rng.IntN(58))*time.Second)
 	shiftLen := time.Duration(6*60+v.rng.IntN(60)) * time.Minute
 	if v.i%3 == 0 {
 		shiftLen = 9 * time.Hour
@@ -110,7 +112,7 @@ func (v *van) run() []Message {
 	for k := range 3 {
 		tag := fmt.Sprintf("PKG-%d%02d", v.i+1, k+1)
 		tags = append(tags, tag)
-		for t := v.p.Start.Add(time.Duration(5+k)*time.Minute + 7*time.Second); t.Before(shiftStart.Add(-11 * time.Minute)); t = t.Add(time.Minute) {
+		for t := v.p.Start.Add(time.Duration(5+k)*time.Minute + 7*time.Second); t.Before(shiftStart.Add(-11*time.Minute)) && t.Before(v.p.End); t = t.Add(time.Minute) {
 			*v.hub = append(*v.hub, Message{At: t, Topic: "rfid", Fields: []Field{Str("tag", tag), Str("reader", "hub-depot")}})
 		}
 	}

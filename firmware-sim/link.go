@@ -104,12 +104,12 @@ func (l link5) Publish(ctx context.Context, topic string, qos byte, retain bool,
 	resp, err := l.ConnectionManager.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Retain: retain, Payload: payload,
 		Properties: &paho.PublishProperties{ContentType: "application/json"}})
 	switch {
+	case resp != nil && resp.ReasonCode >= 0x80: // paho returns an error with it too
+		return &refusedError{resp.ReasonCode}
 	case errors.Is(err, autopaho.ConnectionDownError):
 		return fmt.Errorf("%w: %w", errLinkDown, err)
 	case err != nil:
 		return err
-	case resp != nil && resp.ReasonCode >= 0x80:
-		return &refusedError{resp.ReasonCode}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -131,7 +132,9 @@ func (o Options) rng(stream uint64) *rand.Rand {
 func (p *Plan) finish(o Options, hb time.Duration, judge func(p *Plan) []Truth) {
 	faults, skews := o.rng(1<<40), o.rng(1<<41)
 	for i := range p.Messages {
-		ms := p.Messages[i]
+		// A device's story may run past the end (a drive under way); what
+		// would be sent after it is not, and the truth is judged on what is.
+		ms := slices.DeleteFunc(p.Messages[i], func(m Message) bool { return m.At.After(p.End) })
 		for t := p.Start.Add(hb); t.Before(p.End); t = t.Add(hb) {
 			ms = append(ms, heartbeat(t, 0))
 		}

@@ -180,13 +180,21 @@ func (d *simDevice) play(ctx context.Context) {
 		d.enqueue(m)
 		d.drain(ctx)
 	}
+	// What is left waits for the connection to come back, or, if it never
+	// went (a publish timed out), is tried again every retryLeft.
+	retry := time.NewTicker(retryLeft)
+	defer retry.Stop()
 	for len(d.queue) > 0 && ctx.Err() == nil {
-		if !d.wait(ctx, nil) {
+		if !d.wait(ctx, retry.C) {
 			return
 		}
 		d.drain(ctx)
 	}
 }
+
+// retryLeft is how often a device tries again to send what it still holds
+// at the end while its connection seems up.
+const retryLeft = time.Second
 
 // wait blocks until c fires (nil: until the connection comes back up) or
 // ctx ends; a reconnection in between drains the buffer.
