@@ -121,7 +121,15 @@ uplink: {url: %q, topic: "cloud/{type}/{subject}", store_dir: memory}
 			t.Fatal(err)
 		}
 	}
-	c, err := config.Load(filepath.Join(dir, "flowgate.yaml"), func(string) (string, bool) { return "", false })
+	return runGateway(t, filepath.Join(dir, "flowgate.yaml"))
+}
+
+// runGateway loads the config at path and runs a gateway on it until the
+// test ends, when it must stop without error. It returns once the broker
+// listens.
+func runGateway(t *testing.T, path string) *Gateway {
+	t.Helper()
+	c, err := config.Load(path, func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
