@@ -67,11 +67,12 @@ func (g *Gateway) restoreRules() {
 		return
 	}
 	b, err := g.up.LoadState(rulesState)
-	if err != nil || b == nil {
-		if err != nil {
-			g.log.Error("rules state cannot be read; the rules start empty", "err", err)
-		}
+	switch {
+	case err != nil:
+		g.log.Error("rules state cannot be read; the rules start empty", "err", err)
 		return
+	case b == nil:
+		return // a new store: nothing saved yet
 	}
 	n, err := g.pipe.flow.Engine().Restore(b)
 	if err != nil {
