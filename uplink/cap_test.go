@@ -116,13 +116,15 @@ func TestByteCapHoldsOnDisk(t *testing.T) {
 	}
 	gate.set(false)
 	eventually(t, "every kept event acknowledged", func() bool { return u.Stats().Queued == 0 })
-	// The store is still above the cap when the cloud returns, so the
-	// turns during the drain may drop a few more of the oldest: what is
-	// delivered is what was kept less those, and every event is accounted
-	// for as forwarded or dropped.
+	// The store is still above the cap on disk when the cloud returns
+	// (Badger compacts deleted events later), but while the cloud takes
+	// events nothing queued is dropped for it, unless the disk passes a
+	// quarter above the cap: what was kept is delivered (2% slack for
+	// that), and every event is accounted for as forwarded or dropped.
 	s = u.Stats()
 	delivered := kept - int(s.Dropped[uplink.DropFull]-dropped)
-	if s.Forwarded+s.Dropped[uplink.DropFull] != s.Enqueued || delivered > kept || delivered < kept-kept/10 {
+	t.Logf("%d of the %d kept were dropped while the cloud drained the queue", kept-delivered, kept)
+	if s.Forwarded+s.Dropped[uplink.DropFull] != s.Enqueued || delivered > kept || delivered < kept-kept/50 {
 		t.Fatalf("after the drain Stats = %+v: want forwarded + dropped = enqueued, few dropped during the drain", s)
 	}
 	dropped = s.Dropped[uplink.DropFull]

@@ -30,6 +30,7 @@ func (u *Uplink) maintain(o *outbox) {
 	t := time.NewTicker(u.maintEvery)
 	defer t.Stop()
 	logged := map[string]uint64{} // drops already logged, by reason
+	var forwarded uint64          // events acknowledged by the cloud, at the last turn
 	for {
 		select {
 		case <-o.quit:
@@ -42,10 +43,12 @@ func (u *Uplink) maintain(o *outbox) {
 		}
 		u.mu.Lock()
 		u.expire(time.Now())
+		draining := u.stats.Forwarded > forwarded
+		forwarded = u.stats.Forwarded
 		if usage > 0 {
 			u.stats.StoreBytes = usage
 			if u.opts.MaxBytes > 0 {
-				o.steer(usage, u.opts.MaxBytes)
+				o.steer(usage, u.opts.MaxBytes, draining)
 			}
 		}
 		u.enforceBudget()
@@ -153,8 +156,11 @@ func initialBudget(opts *Options, o *outbox) int64 {
 // the budget by a quarter of the gap, converted from disk bytes to event
 // bytes at their current ratio: it settles rather than swings. It grows the
 // budget only while the outbox is near full, when there is something to
-// learn; and it cuts at once if the disk is about to pass the cap's +5%.
-func (o *outbox) steer(usage, maxBytes int64) {
+// learn; and it cuts at once if the disk is about to pass the cap's +5%,
+// except while draining (the cloud acknowledged events since the last turn)
+// and the disk is within a quarter above the cap: then it drops nothing
+// that is queued.
+func (o *outbox) steer(usage, maxBytes int64, draining bool) {
 	if o.avgUsage == 0 {
 		o.avgUsage = float64(usage)
 	}
@@ -167,6 +173,12 @@ func (o *outbox) steer(usage, maxBytes int64) {
 	delta := (float64(maxBytes) - o.avgUsage) / perByte / 4
 	if over := usage - maxBytes - maxBytes/25; over > 0 {
 		delta = min(delta, -float64(over)/perByte)
+	}
+	if draining && usage <= maxBytes+maxBytes/4 {
+		// The queue is being delivered: the disk follows once Badger
+		// compacts what was deleted. Cutting the budget below what is
+		// queued now would drop events the drain is about to free anyway.
+		delta = max(delta, float64(o.bytes-o.budget))
 	}
 	o.budget = max(o.budget+int64(delta), minBudget)
 }
