@@ -54,7 +54,7 @@ type secureGateway struct {
 	ca            *brokertlstest.CA
 	good, revoked brokertlstest.Issued
 	hash          string
-	logs          *syncBuffer
+	logs          *uplinktest.SyncBuffer
 	local         *localCollector
 	devicesFile   string
 	crlFile       string
@@ -70,7 +70,7 @@ type secureGateway struct {
 func startSecureGateway(t *testing.T, extraBroker string) *secureGateway {
 	t.Helper()
 	cloud := uplinktest.StartMosquitto(t)
-	sg := &secureGateway{ca: brokertlstest.NewCA(t, "devices CA"), logs: &syncBuffer{}}
+	sg := &secureGateway{ca: brokertlstest.NewCA(t, "devices CA"), logs: &uplinktest.SyncBuffer{}}
 	sg.cloud = uplinktest.Subscribe(t, cloud.URL(), "cloud/#")
 	dir := filepath.Dir(sg.ca.File)
 	sg.ca.Server("server")
@@ -365,13 +365,10 @@ func TestKeepAliveAndWill(t *testing.T) {
 // connectPacket is an MQTT 3.1.1 CONNECT with a clean session, a Will at
 // QoS 0 and no username.
 func connectPacket(clientID string, keepAlive uint16, willTopic, willPayload string) []byte {
-	str := func(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
-	var body []byte
-	body = append(body, str("MQTT")...)
-	body = append(body, 4, 0x02|0x04, byte(keepAlive>>8), byte(keepAlive))
-	body = append(body, str(clientID)...)
-	body = append(body, str(willTopic)...)
-	body = append(body, str(willPayload)...)
+	body := append(mqttString("MQTT"), 4, 0x02|0x04, byte(keepAlive>>8), byte(keepAlive))
+	body = append(body, mqttString(clientID)...)
+	body = append(body, mqttString(willTopic)...)
+	body = append(body, mqttString(willPayload)...)
 	return append([]byte{0x10, byte(len(body))}, body...) // bodies here are under 128 bytes
 }
 
@@ -407,24 +404,6 @@ func (c *localCollector) wait(t *testing.T, topic, substr string) string {
 		}
 		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for an event
 	}
-}
-
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // writeFileAtomic replaces a file in one step (a file watcher never sees

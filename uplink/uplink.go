@@ -209,14 +209,6 @@ func (d Durable) Wait(ctx context.Context) error {
 	return waitDurable(ctx, d.b)
 }
 
-// Done is closed once Wait would not block.
-func (d Durable) Done() <-chan struct{} {
-	if d.b == nil {
-		return closedChan
-	}
-	return d.b.done
-}
-
 // Submit is EnqueueClass without the wait for the store: it returns once
 // the event is queued for the next group commit (waiting only while the
 // outbox is full), and Wait on the result waits for that commit. Events
