@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,7 +18,7 @@ func TestRulesStateSurvivesKill(t *testing.T) {
 	cloud := uplinktest.StartMosquitto(t)
 	got := uplinktest.Subscribe(t, cloud.URL(), "cloud/#")
 	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(rulesFile, []byte(`rules:
+	writeFile(t, rulesFile, `rules:
   - name: shift-overrun
     match: {types: [env.reading]}
     absence:
@@ -27,9 +26,7 @@ func TestRulesStateSurvivesKill(t *testing.T) {
       end: {filter: data.shift == "end"}
       within: 2s
     emit: {type: driver.shift.overrun}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	mqttAddr, httpAddr := uplinktest.FreeAddr(t), uplinktest.FreeAddr(t)
 	cfg := testConfig(t, cloud.URL(), mqttAddr, httpAddr,
 		"routes:\n  - name: cloud\n    filter: 'data.skip != true'\n", fmt.Sprintf(`routes:

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -36,12 +35,7 @@ func TestReloadRules(t *testing.T) {
     emit: {type: env.hot}
 `, limit)
 	}
-	write := func(content string) {
-		t.Helper()
-		if err := os.WriteFile(rulesFile, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(content string) { t.Helper(); writeFile(t, rulesFile, content) }
 	write(excursion + hot(30))
 	mqttAddr, httpAddr := uplinktest.FreeAddr(t), uplinktest.FreeAddr(t)
 	cfg := testConfig(t, cloud.URL(), mqttAddr, httpAddr,

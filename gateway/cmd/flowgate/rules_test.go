@@ -24,7 +24,7 @@ func TestRulesEndToEnd(t *testing.T) {
 	cloud := uplinktest.StartMosquitto(t)
 	got := uplinktest.Subscribe(t, cloud.URL(), "cloud/#")
 	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(rulesFile, []byte(`rules:
+	writeFile(t, rulesFile, `rules:
   - name: excursion
     match: {types: [env.reading]}
     threshold: {field: data.temperature, above: 8, clear_below: 7}
@@ -34,9 +34,7 @@ func TestRulesEndToEnd(t *testing.T) {
     window: {kind: session, gap: 1s}
     aggregates: {mean: avg(data.temperature)}
     emit: {type: env.avg, route: dash}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	mqttAddr, httpAddr := uplinktest.FreeAddr(t), uplinktest.FreeAddr(t)
 	cfg := testConfig(t, cloud.URL(), mqttAddr, httpAddr,
 		"routes:\n  - name: cloud\n    filter: 'data.skip != true'\n",
@@ -124,5 +122,13 @@ rules:
 	}
 	if code := g.stop(t); code != 0 {
 		t.Errorf("exit code %d", code)
+	}
+}
+
+// writeFile writes content to path, replacing what was there.
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
