@@ -80,16 +80,36 @@ func (a *acker) later(cl *mqtt.Client, id uint16, ps pending) bool {
 }
 
 // run sends cl's PUBACKs in order until its queue is closed and empty.
+// PUBACKs that are due one after the other leave in one write: the
+// connection is corked while the next one is at hand and on disk, and
+// uncorked before run waits for the queue or the disk.
 func (a *acker) run(cl *mqtt.Client, q <-chan deferredAck) {
 	defer a.wg.Done()
+	conn, _ := cl.Net.Conn.(*corkConn)
+	defer conn.uncork()
 	failed := false
-	for ack := range q {
+	for {
+		var ack deferredAck
+		var ok bool
+		select {
+		case ack, ok = <-q:
+		default:
+			conn.uncork() // nothing more at hand: send what is written
+			ack, ok = <-q
+		}
+		if !ok {
+			return
+		}
+		if !ack.ps.ready() {
+			conn.uncork() // the disk is still writing this one
+		}
 		switch {
 		case failed || cl.Closed():
 		case a.wait(ack.ps) != nil:
 			failed = true // not acknowledged: the device resends it once reconnected
 			cl.Stop(packets.ErrImplementationSpecificError)
 		default:
+			conn.cork()
 			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: ack.id})
 		}
 		cl.State.Inflight.IncreaseReceiveQuota()

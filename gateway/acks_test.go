@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -219,4 +221,49 @@ func readPacket(t *testing.T, r *bufio.Reader) []byte {
 		t.Fatalf("reading a packet: %v", err)
 	}
 	return append(head, body...)
+}
+
+// countingConn records each write that reaches the connection.
+type countingConn struct {
+	net.Conn
+	mu     sync.Mutex
+	writes [][]byte
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.writes = append(c.writes, append([]byte(nil), p...))
+	c.mu.Unlock()
+	return len(p), nil
+}
+
+// TestAcksLeaveTogether: PUBACKs that are due one after the other leave in
+// one write to the device, in order, through the corked connection the
+// listener gives every client.
+func TestAcksLeaveTogether(t *testing.T) {
+	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	under := &countingConn{Conn: a}
+	cl := srv.NewClient(&corkConn{Conn: under}, "t", "dev-1", false)
+	cl.Properties.ProtocolVersion = 4
+	ack := newAcker(func(pending) error { return nil })
+	q := make(chan deferredAck, 10)
+	for id := uint16(1); id <= 10; id++ {
+		q <- deferredAck{id: id} // on disk already: nothing to wait for
+	}
+	close(q)
+	ack.wg.Add(1)
+	ack.run(cl, q)
+	if len(under.writes) != 1 {
+		t.Fatalf("%d writes for 10 PUBACKs due together; want 1", len(under.writes))
+	}
+	var want []byte
+	for id := byte(1); id <= 10; id++ {
+		want = append(want, 0x40, 2, 0, id)
+	}
+	if got := under.writes[0]; !bytes.Equal(got, want) {
+		t.Errorf("written %x, want the PUBACKs of 1…10 in order: %x", got, want)
+	}
 }

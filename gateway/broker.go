@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"math"
@@ -202,7 +201,7 @@ func (h *brokerHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 // certCN is the Common Name of the client certificate the TLS handshake
 // verified, or "" (no TLS, no certificate, or one not verified).
 func certCN(cl *mqtt.Client) string {
-	tc, ok := cl.Net.Conn.(*tls.Conn)
+	tc, ok := tlsConn(cl.Net.Conn)
 	if !ok {
 		return ""
 	}

@@ -86,7 +86,7 @@ func (l *guardedListener) Serve(establish listeners.EstablishFn) {
 				return nil
 			}
 		}
-		err := establish(id, c)
+		err := establish(id, &corkConn{Conn: c})
 		switch {
 		case errors.Is(err, packets.ErrServerBusy):
 			l.m.limits.maxClients.Add(1)

@@ -44,6 +44,16 @@ func (ps pending) wait(ctx context.Context) error {
 	return nil
 }
 
+// ready reports whether wait would return at once.
+func (ps pending) ready() bool {
+	for _, d := range ps {
+		if !d.Ready() {
+			return false
+		}
+	}
+	return true
+}
+
 // errStopped is returned for publishes that arrive after the pipeline closed.
 var errStopped = errors.New("gateway: pipeline stopped")
 

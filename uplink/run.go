@@ -162,7 +162,8 @@ func (u *Uplink) clientConfig() autopaho.ClientConfig {
 // then for a tls:// URL the TLS handshake with the files read afresh (see
 // tls.go). autopaho passes its long-lived context here, not the attempt's,
 // so the attempt bounds itself by ConnectTimeout. The connection is
-// remembered for the watchdog, which may have to drop it.
+// remembered for the watchdog, which may have to drop it, and handed to
+// paho as a batchConn, which sends many packets in one write.
 func (u *Uplink) attempt(ctx context.Context, _ autopaho.ClientConfig, broker *url.URL) (net.Conn, error) {
 	var cfg *tls.Config
 	if broker.Scheme == "tls" {
@@ -185,7 +186,7 @@ func (u *Uplink) attempt(ctx context.Context, _ autopaho.ClientConfig, broker *u
 		}
 	}
 	u.link.attached(raw)
-	return conn, nil
+	return newBatchConn(conn), nil
 }
 
 // dial opens a TCP connection to addr, through timing.dial if a test set one.

@@ -10,8 +10,6 @@ import (
 	"io/fs"
 	"net"
 	"os"
-
-	"github.com/eclipse/paho.golang/packets"
 )
 
 // How TLS is set up, and why the files are read at every attempt.
@@ -147,9 +145,7 @@ func readTLSFile(key, path string) ([]byte, error) {
 }
 
 // handshake runs the TLS handshake with the broker at addr over raw,
-// closing raw if it fails. paho writes a packet in several Write calls, so
-// the connection it gets is wrapped with a lock that paho holds around each
-// packet, as autopaho does for the TLS connections it dials itself.
+// closing raw if it fails.
 //
 // A broker that requires a client certificate we lack refuses us, with
 // TLS 1.3, only after our side of the handshake is done: the error comes
@@ -175,5 +171,5 @@ func (u *Uplink) handshake(ctx context.Context, raw net.Conn, cfg *tls.Config, a
 		_ = raw.Close() // the handshake's error says what went wrong
 		return nil, fmt.Errorf("uplink: tls handshake with %s: %w", addr, err)
 	}
-	return packets.NewThreadSafeConn(tc), nil
+	return tc, nil
 }

@@ -209,6 +209,19 @@ func (d Durable) Wait(ctx context.Context) error {
 	return waitDurable(ctx, d.b)
 }
 
+// Ready reports, without waiting, whether Wait would return at once.
+func (d Durable) Ready() bool {
+	if d.b == nil {
+		return true
+	}
+	select {
+	case <-d.b.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Submit is EnqueueClass without the wait for the store: it returns once
 // the event is queued for the next group commit (waiting only while the
 // outbox is full), and Wait on the result waits for that commit. Events

@@ -1,0 +1,131 @@
+package uplink
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// batchConn sends many packets to the broker in one write. paho writes each
+// publish as four small Writes (header, topic, properties, payload) and
+// gives the connection one packet at a time, so on a plain connection every
+// event cost the sender a system call, and the broker a read of its own. Here
+// a Write only copies into a buffer; one flusher goroutine sends whatever has
+// gathered, so while it is inside one system call the next packets collect
+// behind it: a batch forms exactly when the link is busy, and an idle link
+// sends a lone packet at once, with no timer.
+//
+// A Write that fails is reported by the next Write, and the flusher closes
+// the connection so that paho's reader fails too and autopaho reconnects;
+// the outbox resends whatever was not acknowledged, so nothing is lost with
+// the buffer. The buffer is bounded: a Write waits while maxBatch bytes are
+// pending, as a socket's send buffer makes it wait.
+//
+// batchConn is also the sync.Locker paho holds around a packet's Writes, so
+// that packets written by different goroutines (publishes, pings) never
+// interleave.
+type batchConn struct {
+	net.Conn
+	packet sync.Mutex // held by paho around each packet
+
+	mu    sync.Mutex
+	space *sync.Cond // signalled when the flusher took the buffer, or failed
+	buf   []byte     // written, not yet taken by the flusher
+	spare []byte     // the flusher's previous buffer, to reuse
+	err   error      // the first failed write, or net.ErrClosed after Close
+	kick  chan struct{}
+	done  chan struct{} // closed when the flusher has returned
+}
+
+// maxBatch bounds the bytes waiting to be sent.
+const maxBatch = 64 << 10
+
+// closeFlushTimeout bounds how long Close waits to send what is buffered.
+const closeFlushTimeout = time.Second
+
+func newBatchConn(c net.Conn) *batchConn {
+	b := &batchConn{Conn: c, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	b.space = sync.NewCond(&b.mu)
+	go b.flush(b.kick)
+	return b
+}
+
+func (b *batchConn) Lock()   { b.packet.Lock() }
+func (b *batchConn) Unlock() { b.packet.Unlock() }
+
+// Write queues p for the flusher.
+func (b *batchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	for b.err == nil && len(b.buf) >= maxBatch {
+		b.space.Wait()
+	}
+	if b.err != nil {
+		b.mu.Unlock()
+		return 0, b.err
+	}
+	b.buf = append(b.buf, p...)
+	select {
+	case b.kick <- struct{}{}:
+	default: // the flusher has a wake-up pending
+	}
+	b.mu.Unlock()
+	return len(p), nil
+}
+
+// flush sends the buffer each time a Write kicks it, until Close or a
+// failed write.
+func (b *batchConn) flush(kick <-chan struct{}) {
+	defer close(b.done)
+	for range kick {
+		if !b.sendAll() {
+			return
+		}
+	}
+}
+
+// sendAll writes until the buffer is empty; false once a write failed.
+func (b *batchConn) sendAll() bool {
+	for {
+		b.mu.Lock()
+		out := b.buf
+		failed := b.err != nil && b.err != net.ErrClosed
+		if len(out) == 0 || failed {
+			b.mu.Unlock()
+			return !failed
+		}
+		b.buf = b.spare[:0]
+		b.mu.Unlock()
+		_, err := b.Conn.Write(out)
+		b.mu.Lock()
+		if cap(out) <= 2*maxBatch {
+			b.spare = out[:0]
+		}
+		if err != nil && (b.err == nil || b.err == net.ErrClosed) {
+			b.err = err
+		}
+		b.space.Broadcast()
+		b.mu.Unlock()
+		if err != nil {
+			_ = b.Conn.Close() // paho's reader fails, and the link reconnects
+			return false
+		}
+	}
+}
+
+// Close sends what is buffered (for at most closeFlushTimeout), stops the
+// flusher and closes the connection. Calling it again is harmless.
+func (b *batchConn) Close() error {
+	b.mu.Lock()
+	if b.err == nil {
+		b.err = net.ErrClosed // later Writes fail; the buffer still goes out
+	}
+	if b.kick != nil {
+		_ = b.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+		close(b.kick)
+		b.kick = nil
+	}
+	b.space.Broadcast()
+	b.mu.Unlock()
+	<-b.done
+	return b.Conn.Close()
+}
