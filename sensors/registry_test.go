@@ -127,18 +127,38 @@ func TestHardwareEnvironment(t *testing.T) {
 	}
 }
 
-// On a machine without the bus, opening fails naming it.
+// On a machine without the bus, opening fails naming the sensor and its
+// bus (for an RFID reader the SPI port, not one of its pins).
 func TestMissingBus(t *testing.T) {
-	for _, s := range []sensors.Spec{spec("cab", "bme280", false, nil), spec("door", "mfrc522", false, nil),
-		spec("gps", "nmea", false, nil)} {
-		src, err := sensors.New(s, deps(&sensorstest.Hardware{}, sensorstest.NewClock(t0)))
+	for _, tc := range []struct {
+		spec sensors.Spec
+		want string
+	}{
+		{spec("cab", "bme280", false, nil), `sensors: cab: I²C bus "1" not found`},
+		{spec("door", "mfrc522", false, nil), `sensors: door: SPI port "SPI0.0" not found`},
+		{spec("gps", "nmea", false, nil), `sensors: gps: serial port "/dev/serial0" not found`},
+	} {
+		src, err := sensors.New(tc.spec, deps(&sensorstest.Hardware{}, sensorstest.NewClock(t0)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, err = src.Open()
-		if !errors.Is(err, sensors.ErrNoBus) || !strings.Contains(err.Error(), s.Name) {
-			t.Errorf("%s: %v", s.Driver, err)
+		if !errors.Is(err, sensors.ErrNoBus) || err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %s…", tc.spec.Driver, err, tc.want)
 		}
+	}
+	// An SPI port without its pins is given back.
+	port := &spitest.Playback{}
+	closed := false
+	hw := &sensorstest.Hardware{OpenSPI: func(string) (spi.PortCloser, error) {
+		return closer{port, func() { closed = true }}, nil
+	}}
+	src, err := sensors.New(spec("door", "mfrc522", false, nil), deps(hw, sensorstest.NewClock(t0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Open(); !errors.Is(err, sensors.ErrNoBus) || !strings.Contains(err.Error(), `GPIO pin "GPIO25"`) || !closed {
+		t.Errorf("no pins: %v, port closed %v", err, closed)
 	}
 	if _, err := sensors.New(spec("cab", "bme280", false, nil), deps(nil, sensorstest.NewClock(t0))); err == nil {
 		t.Error("a hardware sensor without hardware was accepted")
@@ -190,6 +210,14 @@ func TestHardwareRFID(t *testing.T) {
 		t.Errorf("close: %v (the port is closed, so every operation must have been played)", err)
 	}
 }
+
+// closer is an SPI port that records its Close.
+type closer struct {
+	spi.PortCloser
+	onClose func()
+}
+
+func (c closer) Close() error { c.onClose(); return c.PortCloser.Close() }
 
 // nopCloser is a serial port made of a string.
 type nopCloser struct{ io.Reader }
