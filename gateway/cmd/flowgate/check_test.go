@@ -130,7 +130,7 @@ func TestCheckSensorMistakes(t *testing.T) {
 	}
 	_, stderr, code := runFlowgate(t, "", "check", "-c", path)
 	want := []string{
-		path + ":" + posOf(t, cfg, "0x40", 0) + ": sensors[0].address: 0x40: a BME280 or BMP280 answers at 0x76",
+		path + ":" + posOf(t, cfg, "0x40", 0) + ": sensors[0].address: 0x40: a BME280 answers at 0x76",
 		path + ":" + posOf(t, cfg, "3x}", 0) + `: sensors[0].options.oversampling.humidity: "3x" must be off, 1x`,
 		path + ":" + posOf(t, cfg, "irq_pn", 0) + `: unknown key "irq_pn"`,
 		path + ":" + posOf(t, cfg, "9601", 0) + ": sensors[2].baud: 9601 must be one of",
