@@ -10,10 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"periph.io/x/conn/v3/i2c"
+	"periph.io/x/conn/v3/i2c/i2ctest"
 
 	"github.com/flowgate/flowgate/gateway/config"
 	"github.com/flowgate/flowgate/sensors"
@@ -104,6 +107,28 @@ func (r *received) waitFor(t *testing.T, topics ...string) {
 	t.Fatalf("not all of %q arrived; got %d topics", topics, len(r.msgs))
 }
 
+// waitMatch polls until the last message on topic contains every one of
+// want, or fails after ten seconds, and returns it.
+func (r *received) waitMatch(t *testing.T, topic string, want ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	var last string
+	for ; time.Now().Before(deadline); <-tick.C {
+		last = string(r.get(topic))
+		matched := last != ""
+		for _, w := range want {
+			matched = matched && strings.Contains(last, w)
+		}
+		if matched {
+			return last
+		}
+	}
+	t.Fatalf("%s: last message %q, want one containing %q", topic, last, want)
+	return ""
+}
+
 // startSensorGateway runs a gateway with sensorConfig on a machine without
 // any bus, everything local collected from before it starts. stop cancels
 // it and returns Run's error.
@@ -113,8 +138,16 @@ func startSensorGateway(t *testing.T) (*Gateway, *received, func() error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runSensorGateway(t, strings.Replace(sensorConfig, "TRACK", track, 1),
+		&sensorRuntime{hw: &sensorstest.Hardware{}}) // a laptop: no bus at all
+}
+
+// runSensorGateway runs a gateway with cfg and the sensor runtime rt (nil:
+// the real one, periph and go.bug.st/serial on this machine's buses).
+func runSensorGateway(t *testing.T, yaml string, rt *sensorRuntime) (*Gateway, *received, func() error) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "flowgate.yaml")
-	if err := os.WriteFile(path, []byte(strings.Replace(sensorConfig, "TRACK", track, 1)), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(path, func(string) (string, bool) { return "", false })
@@ -125,7 +158,7 @@ func startSensorGateway(t *testing.T) (*Gateway, *received, func() error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.sensors = &sensorRuntime{hw: &sensorstest.Hardware{}} // a laptop: no bus at all
+	g.sensors = rt
 	got := &received{msgs: map[string][]byte{}}
 	for _, f := range []string{"out/#", "flowgate/sensors/+/status"} {
 		if err := g.Subscribe(f, got.add); err != nil {
@@ -201,30 +234,13 @@ func checkEvent(t *testing.T, ev []byte, source, payload string) {
 // checkSensorMetrics looks for the sensors' series on /metrics.
 func checkSensorMetrics(t *testing.T, g *Gateway) {
 	t.Helper()
-	families, err := g.m.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	value := func(name, sensor string) float64 {
-		for _, f := range families {
-			if f.GetName() != name {
-				continue
-			}
-			for _, m := range f.GetMetric() {
-				if label(m, "sensor") == sensor {
-					return m.GetCounter().GetValue() + m.GetGauge().GetValue()
-				}
-			}
-		}
-		return -1
-	}
-	if v := value("flowgate_sensor_readings_total", "cab"); v < 1 {
+	if v := metric(t, g, "flowgate_sensor_readings_total", "cab"); v < 1 {
 		t.Errorf("readings of cab: %v", v)
 	}
-	if up, reports := value("flowgate_sensor_up", "cellar"), value("flowgate_sensor_failing_total", "cellar"); up != 0 || reports != 1 {
+	if up, reports := metric(t, g, "flowgate_sensor_up", "cellar"), metric(t, g, "flowgate_sensor_failing_total", "cellar"); up != 0 || reports != 1 {
 		t.Errorf("cellar: up %v, reported failing %v times", up, reports)
 	}
-	if v := value("flowgate_sensor_skipped_total", "gps"); v != 0 {
+	if v := metric(t, g, "flowgate_sensor_skipped_total", "gps"); v != 0 {
 		t.Errorf("gps skipped %v lines of the simulated receiver", v)
 	}
 }
@@ -260,5 +276,123 @@ func TestMissingBusMessage(t *testing.T) {
 	}
 	if refNamed("-1", "/dev/spidev0.1", []string{"SPI0.1"}, -1) {
 		t.Error("an unnumbered port matched -1")
+	}
+}
+
+// hardwareConfig has one BME280 wired to the gateway, its health routed to
+// a local topic as an event.
+const hardwareConfig = `gateway: {id: gw-test, shutdown_timeout: 5s}
+broker: {listen: "127.0.0.1:0"}
+http: {listen: "127.0.0.1:0"}
+ingest:
+  topics:
+    - {match: sensors/+/env, type: env.reading}
+    - {match: sensors/+/status, type: sensor.status}
+routes:
+  - name: all
+    types: [env.reading, sensor.status]
+    to: [local]
+    local_topic: out/{type}/{subject}
+uplink: {url: "mqtt://127.0.0.1:1", store_dir: memory}
+sensors:
+  - name: cellar
+    driver: bme280
+    address: 0x77
+    poll_interval: 10s
+`
+
+// metric returns the value of a sensor's series, or -1 without one.
+func metric(t *testing.T, g *Gateway, name, sensor string) float64 {
+	t.Helper()
+	families, err := g.m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if label(m, "sensor") == sensor {
+				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
+}
+
+// A sensor whose bus is missing is reported failing (retained status,
+// event, metrics); once the bus is there, the next attempt after the
+// backoff reads the real bmxx80 driver over a playback bus, and the sensor
+// is reported back without restarting anything. The clock is manual: no
+// backoff is waited for in real time.
+func TestSensorRecoversWithHardware(t *testing.T) {
+	clk := sensorstest.NewClock(time.Date(2024, 5, 14, 10, 0, 0, 0, time.UTC))
+	chip := &sensorstest.BME280{Addr: 0x77, ChipID: 0x60, Cal: sensorstest.DatasheetCalibration,
+		RawT: 519888, RawP: 415148, RawH: 27700}
+	var present atomic.Bool
+	hw := &sensorstest.Hardware{OpenI2C: func(bus string) (i2c.BusCloser, error) {
+		if !present.Load() {
+			return nil, sensorstest.NoBus("I²C bus", bus)
+		}
+		return &i2ctest.Playback{DontPanic: true, Ops: append(chip.Init(1, 1, 1, 0xA0, false), chip.Forced(1, 1)...)}, nil
+	}}
+	g, got, stop := runSensorGateway(t, hardwareConfig, &sensorRuntime{hw: hw, clock: clk})
+	defer func() {
+		if err := stop(); err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+
+	if d := clk.NextWait(t); d != sensors.DefaultMinBackoff {
+		t.Errorf("first retry in %s, want %s", d, sensors.DefaultMinBackoff)
+	}
+	got.waitMatch(t, "flowgate/sensors/cellar/status", `"state":"failing"`, `I²C bus \"1\" not found`)
+	got.waitMatch(t, "out/sensor.status/cellar", `"state":"failing"`, `"since":"2024-05-14T10:00:00Z"`)
+	if up, failing := metric(t, g, "flowgate_sensor_up", "cellar"), metric(t, g, "flowgate_sensor_failing_total", "cellar"); up != 0 || failing != 1 {
+		t.Errorf("while failing: up %v, failing_total %v", up, failing)
+	}
+
+	present.Store(true) // the bus is back
+	clk.Advance(sensors.DefaultMinBackoff)
+	if d := clk.NextWait(t); d != 10*time.Second {
+		t.Errorf("after recovering, next read in %s, want the poll interval", d)
+	}
+	got.waitMatch(t, "flowgate/sensors/cellar/status", `"state":"ok"`, `"since":"2024-05-14T10:00:01Z"`)
+	got.waitMatch(t, "out/sensor.status/cellar", `"state":"ok"`)
+	got.waitMatch(t, "out/env.reading/cellar", `"data":{"temperature":25.08,"pressure":1006.53,"humidity":`)
+	for name, want := range map[string]float64{"flowgate_sensor_up": 1, "flowgate_sensor_failing_total": 1,
+		"flowgate_sensor_errors_total": 1, "flowgate_sensor_readings_total": 1} {
+		if v := metric(t, g, name, "cellar"); v != want {
+			t.Errorf("after recovering: %s %v, want %v", name, v, want)
+		}
+	}
+}
+
+// On this machine, through periph's host.Init and go.bug.st/serial (no
+// fakes), a hardware sensor whose bus is missing is reported failing with
+// a message naming the bus and how to get it; the gateway runs on.
+func TestMissingBusOnThisMachine(t *testing.T) {
+	for _, dev := range []string{"/dev/i2c-1", "/dev/spidev0.0"} {
+		if _, err := os.Stat(dev); err == nil {
+			t.Skipf("%s exists: this machine has the buses", dev)
+		}
+	}
+	port := filepath.Join(t.TempDir(), "ttyGPS") // never created
+	cfg := strings.Replace(hardwareConfig, "    - {match: sensors/+/status", "    - {match: sensors/+/rfid, type: rfid.read}\n    - {match: sensors/+/gps, type: gps.fix}\n    - {match: sensors/+/status", 1) +
+		"  - {name: door, driver: mfrc522}\n  - {name: gps, driver: nmea, port: " + port + "}\n"
+	_, got, stop := runSensorGateway(t, cfg, nil)
+	for sensor, want := range map[string]string{
+		"cellar": `I²C bus \"1\" not found`,
+		"door":   `SPI port \"SPI0.0\" not found`,
+		"gps":    `serial port \"` + port + `\" not found`,
+	} {
+		status := got.waitMatch(t, "flowgate/sensors/"+sensor+"/status", `"state":"failing"`, want)
+		if !strings.Contains(status, "on a Pi, enable") || !strings.Contains(status, "or set simulated: true") {
+			t.Errorf("%s: %s, want how to get the bus or do without", sensor, status)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Errorf("run: %v", err)
 	}
 }

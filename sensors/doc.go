@@ -1,5 +1,5 @@
 // Package sensors reads the sensors wired to the gateway itself:
-// environment (BME280/BMP280 over I²C), RFID (MFRC522 over SPI) and GPS
+// environment (BME280/BMP280 or AHT20 over I²C), RFID (MFRC522 over SPI) and GPS
 // (NMEA 0183 over a serial port), through periph.io, with a simulated
 // source for each so that a laptop runs the same configuration.
 //
@@ -35,7 +35,8 @@
 // Reading.AppendJSON writes the payload other components rely on, with
 // calibration offsets already applied:
 //
-//	env   {"temperature": °C, "pressure": hPa, "humidity": %RH}   (no humidity from a BMP280)
+//	env   {"temperature": °C, "pressure": hPa, "humidity": %RH}   (no humidity from a BMP280,
+//	       no pressure from an AHT20)
 //	gps   {"fix": true, "lat": °, "lon": °, "altitude": m, "speed": m/s, "course": °,
 //	       "satellites": n, "hdop": x, "receiver_time": RFC 3339}  (no position without a fix)
 //	rfid  {"tag": "04A1B2C3", "reader": "dock-door"}

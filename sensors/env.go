@@ -3,8 +3,12 @@ package sensors
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
+	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/physic"
+	"periph.io/x/devices/v3/aht20"
 	"periph.io/x/devices/v3/bmxx80"
 
 	"github.com/flowgate/flowgate/sensors/bme280"
@@ -12,19 +16,50 @@ import (
 )
 
 // envChip is what an environment sensor needs from its chip: a bme280.Dev,
-// a sim.Env, or any periph environment driver with a humidity flag.
+// an aht20.Dev, a sim.Env, or any periph environment driver.
 type envChip interface {
 	Sense(e *physic.Env) error
 	Halt() error
-	Humidity() bool
+}
+
+// envModel is an environment chip the registry knows: where it answers on
+// I²C, what it measures besides temperature, and how it is started on a
+// borrowed bus. Adding a chip is a model and a line in the registry.
+type envModel struct {
+	addrs    []uint16 // the addresses it answers at; the first is the default
+	pressure bool
+	humidity bool
+	bmxx80   bool // takes options.oversampling, filter and standby
+	open     func(bus i2c.Bus, s Spec) (envChip, error)
+}
+
+// The environment chips.
+var (
+	bme280Model = &envModel{addrs: []uint16{0x76, 0x77}, pressure: true, humidity: true, bmxx80: true, open: openBMxx80}
+	bmp280Model = &envModel{addrs: []uint16{0x76, 0x77}, pressure: true, bmxx80: true, open: openBMxx80}
+	aht20Model  = &envModel{addrs: []uint16{0x38}, humidity: true, open: openAHT20}
+)
+
+// fields lists what the chip measures, as named in the payload.
+func (m *envModel) fields() []string {
+	f := []string{sim.Temperature}
+	if m.pressure {
+		f = append(f, sim.Pressure)
+	}
+	if m.humidity {
+		f = append(f, sim.Humidity)
+	}
+	return f
 }
 
 // envSensor reads an environment chip.
 type envSensor struct {
-	chip  envChip
-	bus   interface{ Close() error } // nil when simulated
-	cal   Calibration
-	clock Clock
+	chip        envChip
+	bus         interface{ Close() error } // nil when simulated
+	hasPressure bool
+	hasHumidity bool
+	cal         Calibration
+	clock       Clock
 }
 
 func (s *envSensor) Read(ctx context.Context) (Reading, error) {
@@ -36,7 +71,8 @@ func (s *envSensor) Read(ctx context.Context) (Reading, error) {
 		Temperature: float64(e.Temperature-physic.ZeroCelsius) / float64(physic.Celsius),
 		Pressure:    float64(e.Pressure) / float64(100*physic.Pascal),
 		Humidity:    float64(e.Humidity) / float64(physic.PercentRH),
-		HasHumidity: s.chip.Humidity(),
+		HasPressure: s.hasPressure,
+		HasHumidity: s.hasHumidity,
 	}}
 	s.cal.apply(&r)
 	return r, nil
@@ -52,25 +88,46 @@ func (s *envSensor) Close() error {
 	return err
 }
 
-func openEnv(src *Source) (Sensor, error) {
+func openEnv(src *Source, m *envModel) (Sensor, error) {
 	s := src.spec
+	sensor := &envSensor{hasPressure: m.pressure, hasHumidity: m.humidity, cal: s.Calibration, clock: src.deps.Clock}
 	if s.Simulated {
-		return &envSensor{chip: newSimEnv(s, src.deps.Clock), cal: s.Calibration, clock: src.deps.Clock}, nil
-	}
-	opts, err := envOpts(s)
-	if err != nil {
-		return nil, err
+		sensor.chip = newSimEnv(s, m, src.deps.Clock)
+		return sensor, nil
 	}
 	bus, err := src.deps.Hardware.I2C(s.Bus)
 	if err != nil {
 		return nil, err
 	}
-	dev, err := bme280.NewI2C(bus, s.Address, opts)
+	chip, err := m.open(bus, s)
 	if err != nil {
 		closeAll(bus)
 		return nil, err
 	}
-	return &envSensor{chip: dev, bus: bus, cal: s.Calibration, clock: src.deps.Clock}, nil
+	if h, ok := chip.(interface{ Humidity() bool }); ok {
+		sensor.hasHumidity = sensor.hasHumidity && h.Humidity() // a BME280 with humidity off
+	}
+	sensor.chip, sensor.bus = chip, bus
+	return sensor, nil
+}
+
+// openBMxx80 starts a BME280 or BMP280 with the spec's options.
+func openBMxx80(bus i2c.Bus, s Spec) (envChip, error) {
+	opts, err := envOpts(s)
+	if err != nil {
+		return nil, err
+	}
+	return bme280.NewI2C(bus, s.Address, opts)
+}
+
+// openAHT20 starts an AHT20 (temperature and humidity; it answers at 0x38
+// only, and has no options).
+func openAHT20(bus i2c.Bus, _ Spec) (envChip, error) {
+	d, err := aht20.NewI2C(bus, nil)
+	if err != nil {
+		return nil, fmt.Errorf("aht20: at 0x38 on %s: %w", bus, err)
+	}
+	return d, nil
 }
 
 // envOpts maps a spec onto the driver's options.
@@ -96,12 +153,12 @@ func envOpts(s Spec) (*bme280.Opts, error) {
 	return o, nil
 }
 
-func newSimEnv(s Spec, clock Clock) *sim.Env {
+func newSimEnv(s Spec, m *envModel, clock Clock) *sim.Env {
 	values := func(m map[string]float64) sim.Values {
 		return sim.Values{Temperature: m[sim.Temperature], Pressure: m[sim.Pressure], Humidity: m[sim.Humidity]}
 	}
 	o := sim.EnvOpts{Base: values(s.Sim.Base), Drift: values(s.Sim.Drift), Noise: values(s.Sim.Noise),
-		Humidity: s.Driver != "bmp280", Seed: s.Sim.Seed, Now: clock.Now}
+		Humidity: m.humidity, Seed: s.Sim.Seed, Now: clock.Now}
 	for _, x := range s.Sim.Excursions {
 		o.Excursions = append(o.Excursions, sim.Excursion{Field: x.Field, After: x.After, For: x.For,
 			Every: x.Every, Delta: x.Delta})
@@ -110,13 +167,33 @@ func newSimEnv(s Spec, clock Clock) *sim.Env {
 }
 
 // checkEnv checks an environment sensor's options and simulation.
-func checkEnv(ps *problems, s Spec) {
+func checkEnv(ps *problems, s Spec, m *envModel) {
 	if !s.Simulated && s.Bus == "" {
 		ps.add("bus", "required: the I²C bus, e.g. \"1\" for /dev/i2c-1")
 	}
-	if s.Address != 0x76 && s.Address != 0x77 {
-		ps.add("address", "%#x: a BME280 or BMP280 answers at 0x76 (SDO to GND) or 0x77 (SDO to VDDIO)", s.Address)
+	if !slices.Contains(m.addrs, s.Address) {
+		ps.add("address", "%#x: a %s answers at %s", s.Address, strings.ToUpper(s.Driver), addrList(m.addrs))
 	}
+	if m.bmxx80 {
+		checkBMxx80(ps, s)
+	}
+	checkSimEnv(ps, s, m)
+}
+
+// addrList describes a chip's addresses.
+func addrList(addrs []uint16) string {
+	if len(addrs) == 2 && addrs[0] == 0x76 && addrs[1] == 0x77 {
+		return "0x76 (SDO to GND) or 0x77 (SDO to VDDIO)"
+	}
+	var out []string
+	for _, a := range addrs {
+		out = append(out, fmt.Sprintf("%#x", a))
+	}
+	return strings.Join(out, " or ") + " only"
+}
+
+// checkBMxx80 checks the options of a BME280 or BMP280.
+func checkBMxx80(ps *problems, s Spec) {
 	checkOversampling(ps, s)
 	if _, err := bme280.ParseFilter(s.Filter); err != nil {
 		ps.add("options.filter", "%d must be 0 (off), 2, 4, 8 or 16", s.Filter)
@@ -127,7 +204,6 @@ func checkEnv(ps *problems, s Spec) {
 	case (s.Standby > 0) != (s.Filter > 0):
 		ps.add("options.standby", "standby and filter go together: both set, the chip samples and filters on its own (normal mode); neither, one measurement per read")
 	}
-	checkSimEnv(ps, s)
 }
 
 func checkOversampling(ps *problems, s Spec) {
@@ -149,24 +225,24 @@ func checkOversampling(ps *problems, s Spec) {
 	}
 }
 
-func checkSimEnv(ps *problems, s Spec) {
-	for _, m := range []struct {
+func checkSimEnv(ps *problems, s Spec, m *envModel) {
+	for _, f := range []struct {
 		key    string
 		values map[string]float64
 	}{{"sim.base", s.Sim.Base}, {"sim.drift", s.Sim.Drift}, {"sim.noise", s.Sim.Noise}} {
-		for field, v := range m.values {
-			if err := sim.CheckField(field); err != nil {
-				ps.add(m.key+"."+field, "not a field: temperature, pressure or humidity")
-			} else if m.key == "sim.noise" && v < 0 {
-				ps.add(m.key+"."+field, "must not be negative")
+		for field, v := range f.values {
+			if !slices.Contains(m.fields(), field) {
+				ps.add(f.key+"."+field, "a %s measures %s", s.Driver, strings.Join(m.fields(), ", "))
+			} else if f.key == "sim.noise" && v < 0 {
+				ps.add(f.key+"."+field, "must not be negative")
 			}
 		}
 	}
 	for i, x := range s.Sim.Excursions {
 		key := fmt.Sprintf("sim.excursions[%d]", i)
 		switch {
-		case sim.CheckField(x.Field) != nil:
-			ps.add(key+".field", "%q must be temperature, pressure or humidity", x.Field)
+		case !slices.Contains(m.fields(), x.Field):
+			ps.add(key+".field", "%q must be one of what a %s measures: %s", x.Field, s.Driver, strings.Join(m.fields(), ", "))
 		case x.After < 0:
 			ps.add(key+".after", "must not be negative")
 		case x.For <= 0:

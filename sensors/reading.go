@@ -28,11 +28,13 @@ type Reading struct {
 	Tag  Tag
 }
 
-// Env is an environment reading.
+// Env is an environment reading. Every chip measures temperature; not
+// every one pressure (an AHT20) or humidity (a BMP280).
 type Env struct {
 	Temperature float64 // °C
-	Pressure    float64 // hPa
+	Pressure    float64 // hPa, when HasPressure
 	Humidity    float64 // %RH, when HasHumidity
+	HasPressure bool
 	HasHumidity bool
 }
 
@@ -71,8 +73,10 @@ func (r *Reading) AppendJSON(b []byte) []byte {
 func (e *Env) appendJSON(b []byte) []byte {
 	b = append(b, `{"temperature":`...)
 	b = appendFloat(b, e.Temperature, 2)
-	b = append(b, `,"pressure":`...)
-	b = appendFloat(b, e.Pressure, 2)
+	if e.HasPressure {
+		b = append(b, `,"pressure":`...)
+		b = appendFloat(b, e.Pressure, 2)
+	}
 	if e.HasHumidity {
 		b = append(b, `,"humidity":`...)
 		b = appendFloat(b, e.Humidity, 2)
@@ -128,13 +132,20 @@ func appendFloat(b []byte, x float64, places int) []byte {
 
 // Calibration maps a reading's field to an offset added to it before the
 // payload is made: temperature, pressure and humidity for an environment
-// sensor, altitude for GPS.
+// sensor (those its chip measures), altitude for GPS.
 type Calibration map[string]float64
 
-// calibrationFields are the fields each kind can be calibrated on.
-var calibrationFields = map[Kind][]string{
-	KindEnv: {"temperature", "pressure", "humidity"},
-	KindGPS: {"altitude"},
+// calibrationFields returns the fields a driver's readings can be
+// calibrated on.
+func calibrationFields(driver string) []string {
+	d := drivers[driver]
+	switch d.kind {
+	case KindEnv:
+		return d.env.fields()
+	case KindGPS:
+		return []string{"altitude"}
+	}
+	return nil
 }
 
 // apply adds the offsets to r.

@@ -15,23 +15,33 @@ import (
 )
 
 // driver is one entry of the registry: what a driver measures, how its
-// options are checked and how a sensor is opened, real or simulated.
+// options are checked and how a sensor is opened, real or simulated; for
+// an environment chip, its model.
 type driver struct {
 	kind  Kind
 	check func(*problems, Spec)
 	open  func(*Source) (Sensor, error)
+	env   *envModel
 }
 
 // drivers is the registry: the one place that maps the driver names of the
-// config to constructors. Adding an environment chip (an AHT20, say) is a
-// package under sensors/ with a constructor that borrows the bus and
-// returns something with Sense(*physic.Env), Halt() and Humidity() (an
-// envChip), and a line here.
+// config to constructors. An environment chip is an envModel (env.go): its
+// addresses, what it measures and a function that starts it on a borrowed
+// bus and returns something with Sense(*physic.Env) and Halt(), as periph's
+// drivers do; then a line here, as for the AHT20.
 var drivers = map[string]driver{
-	"bme280":  {kind: KindEnv, check: checkEnv, open: openEnv},
-	"bmp280":  {kind: KindEnv, check: checkEnv, open: openEnv},
+	"bme280":  envDriver(bme280Model),
+	"bmp280":  envDriver(bmp280Model),
+	"aht20":   envDriver(aht20Model),
 	"mfrc522": {kind: KindRFID, check: checkRFID, open: openRFID},
 	"nmea":    {kind: KindGPS, check: checkGPS, open: openGPS},
+}
+
+// envDriver is the registry entry of an environment chip.
+func envDriver(m *envModel) driver {
+	return driver{kind: KindEnv, env: m,
+		check: func(ps *problems, s Spec) { checkEnv(ps, s, m) },
+		open:  func(src *Source) (Sensor, error) { return openEnv(src, m) }}
 }
 
 // Hardware lends sensors their buses, ports and pins. The composition root

@@ -127,18 +127,73 @@ func TestHardwareEnvironment(t *testing.T) {
 	}
 }
 
-// On a machine without the bus, opening fails naming it.
+// A second environment chip, the AHT20, is a model and a registry line:
+// periph's aht20 driver on a borrowed bus, temperature and humidity, no
+// pressure in the payload or its calibration, and none of the BME280's
+// options.
+func TestHardwareAHT20(t *testing.T) {
+	c := &sensorstest.AHT20{RawH: 471859, RawT: 374866} // 45 %RH, 21.5 °C
+	bus := &i2ctest.Playback{DontPanic: true, Ops: append(c.Init(), c.Measure()...)}
+	hw := &sensorstest.Hardware{OpenI2C: func(string) (i2c.BusCloser, error) { return bus, nil }}
+	s := spec("shelf", "aht20", false, func(s *sensors.Spec) { s.Calibration = sensors.Calibration{"temperature": -0.5} })
+	if s.Address != 0x38 || s.Oversampling != nil || len(s.Sim.Base) != 2 {
+		t.Errorf("defaults %+v", s)
+	}
+	src, err := sensors.New(s, deps(hw, sensorstest.NewClock(t0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := read(t, src)
+	if err != nil || got != `{"temperature":21,"humidity":45}` {
+		t.Errorf("got %s, %v", got, err)
+	}
+	if bus.Count != len(bus.Ops) {
+		t.Errorf("%d of %d operations played", bus.Count, len(bus.Ops))
+	}
+	bad := spec("shelf", "aht20", true, func(s *sensors.Spec) {
+		s.Address, s.Calibration = 0x76, sensors.Calibration{"pressure": 1}
+		s.Sim.Base["pressure"] = 1013
+	})
+	if got, want := keys(sensors.Check(bad)), []string{"address", "calibration.pressure", "sim.base.pressure"}; !slices.Equal(got, want) {
+		t.Errorf("problems at %q, want %q", got, want)
+	}
+	if keys := sensors.Keys("aht20"); slices.Contains(keys, "options.oversampling") || !slices.Contains(keys, "calibration") {
+		t.Errorf("keys %q", keys)
+	}
+}
+
+// On a machine without the bus, opening fails naming the sensor and its
+// bus (for an RFID reader the SPI port, not one of its pins).
 func TestMissingBus(t *testing.T) {
-	for _, s := range []sensors.Spec{spec("cab", "bme280", false, nil), spec("door", "mfrc522", false, nil),
-		spec("gps", "nmea", false, nil)} {
-		src, err := sensors.New(s, deps(&sensorstest.Hardware{}, sensorstest.NewClock(t0)))
+	for _, tc := range []struct {
+		spec sensors.Spec
+		want string
+	}{
+		{spec("cab", "bme280", false, nil), `sensors: cab: I²C bus "1" not found`},
+		{spec("door", "mfrc522", false, nil), `sensors: door: SPI port "SPI0.0" not found`},
+		{spec("gps", "nmea", false, nil), `sensors: gps: serial port "/dev/serial0" not found`},
+	} {
+		src, err := sensors.New(tc.spec, deps(&sensorstest.Hardware{}, sensorstest.NewClock(t0)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, err = src.Open()
-		if !errors.Is(err, sensors.ErrNoBus) || !strings.Contains(err.Error(), s.Name) {
-			t.Errorf("%s: %v", s.Driver, err)
+		if !errors.Is(err, sensors.ErrNoBus) || err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %s…", tc.spec.Driver, err, tc.want)
 		}
+	}
+	// An SPI port without its pins is given back.
+	port := &spitest.Playback{}
+	closed := false
+	hw := &sensorstest.Hardware{OpenSPI: func(string) (spi.PortCloser, error) {
+		return closer{port, func() { closed = true }}, nil
+	}}
+	src, err := sensors.New(spec("door", "mfrc522", false, nil), deps(hw, sensorstest.NewClock(t0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Open(); !errors.Is(err, sensors.ErrNoBus) || !strings.Contains(err.Error(), `GPIO pin "GPIO25"`) || !closed {
+		t.Errorf("no pins: %v, port closed %v", err, closed)
 	}
 	if _, err := sensors.New(spec("cab", "bme280", false, nil), deps(nil, sensorstest.NewClock(t0))); err == nil {
 		t.Error("a hardware sensor without hardware was accepted")
@@ -191,6 +246,14 @@ func TestHardwareRFID(t *testing.T) {
 	}
 }
 
+// closer is an SPI port that records its Close.
+type closer struct {
+	spi.PortCloser
+	onClose func()
+}
+
+func (c closer) Close() error { c.onClose(); return c.PortCloser.Close() }
+
 // nopCloser is a serial port made of a string.
 type nopCloser struct{ io.Reader }
 
@@ -236,6 +299,8 @@ func TestSimulated(t *testing.T) {
 			s.Sim.Noise = nil
 			s.Sim.Excursions = []sensors.SimExcursion{{Field: "temperature", For: time.Minute, Delta: 8}}
 		}), `{"temperature":29,"pressure":1013.25}`},
+		{spec("shelf", "aht20", true, func(s *sensors.Spec) { s.Sim.Noise = nil }),
+			`{"temperature":21,"humidity":45}`},
 		{spec("door", "mfrc522", true, func(s *sensors.Spec) {
 			s.Sim.Tags = []sensors.SimTag{{Tag: "04:5a:21:8a:3c:62:80", For: time.Second}}
 		}), `{"tag":"045A218A3C6280","reader":"door"}`},

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync/atomic"
+
+	"periph.io/x/conn/v3/spi"
 
 	"github.com/flowgate/flowgate/sensors/mfrc522"
 	"github.com/flowgate/flowgate/sensors/sim"
@@ -56,7 +59,24 @@ func openRFID(src *Source) (Sensor, error) {
 		sensor.reader = sim.NewTags(tags, src.deps.Clock.Now)
 		return sensor, nil
 	}
+	// The port first: on a machine without SPI the message names the
+	// bus, not the pin that happens to be asked for first.
 	hw := src.deps.Hardware
+	port, err := hw.SPI(s.Bus)
+	if err != nil {
+		return nil, err
+	}
+	r, err := openReader(hw, port, s, &src.badReads)
+	if err != nil {
+		closeAll(port)
+		return nil, err
+	}
+	sensor.reader, sensor.port = r, port
+	return sensor, nil
+}
+
+// openReader starts the reader on a borrowed port with its two pins.
+func openReader(hw Hardware, port spi.Port, s Spec, badReads *atomic.Uint64) (*mfrc522.Reader, error) {
 	reset, err := hw.Pin(s.ResetPin)
 	if err != nil {
 		return nil, err
@@ -65,18 +85,8 @@ func openRFID(src *Source) (Sensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := hw.SPI(s.Bus)
-	if err != nil {
-		return nil, err
-	}
-	r, err := mfrc522.NewSPI(port, reset, irq, mfrc522.Opts{ReadTimeout: s.ReadTimeout,
-		AntennaGain: s.AntennaGain, BadReads: &src.badReads})
-	if err != nil {
-		closeAll(port)
-		return nil, err
-	}
-	sensor.reader, sensor.port = r, port
-	return sensor, nil
+	return mfrc522.NewSPI(port, reset, irq, mfrc522.Opts{ReadTimeout: s.ReadTimeout,
+		AntennaGain: s.AntennaGain, BadReads: badReads})
 }
 
 func simTags(list []SimTag) ([]sim.Tag, error) {

@@ -11,7 +11,7 @@ import (
 // topic). Keys in Problems are the config's snake_case keys.
 type Spec struct {
 	Name         string
-	Driver       string // a key of the registry: bme280, bmp280, mfrc522, nmea
+	Driver       string // a key of the registry: bme280, bmp280, aht20, mfrc522, nmea
 	Simulated    bool   // read the driver's simulated source; no hardware is touched
 	PollInterval time.Duration
 	ReadTimeout  time.Duration // rfid: how long a read waits for a tag; gps: silence before the receiver counts as gone
@@ -99,13 +99,19 @@ func Default(driver string, simulated bool) Spec {
 	s := Spec{Driver: driver, Simulated: simulated}
 	switch d.kind {
 	case KindEnv:
-		s.PollInterval, s.Bus, s.Address = 10*time.Second, "1", 0x76
-		s.Oversampling = map[string]string{"temperature": "1x", "pressure": "1x", "humidity": "1x"}
-		if driver == "bmp280" {
-			delete(s.Oversampling, "humidity")
+		s.PollInterval, s.Bus, s.Address = 10*time.Second, "1", d.env.addrs[0]
+		base := map[string]float64{"temperature": 21, "pressure": 1013.25, "humidity": 45}
+		noise := map[string]float64{"temperature": 0.05, "pressure": 0.05, "humidity": 0.2}
+		s.Sim.Base, s.Sim.Noise = map[string]float64{}, map[string]float64{}
+		if d.env.bmxx80 {
+			s.Oversampling = map[string]string{}
 		}
-		s.Sim.Base = map[string]float64{"temperature": 21, "pressure": 1013.25, "humidity": 45}
-		s.Sim.Noise = map[string]float64{"temperature": 0.05, "pressure": 0.05, "humidity": 0.2}
+		for _, f := range d.env.fields() {
+			s.Sim.Base[f], s.Sim.Noise[f] = base[f], noise[f]
+			if d.env.bmxx80 {
+				s.Oversampling[f] = "1x"
+			}
+		}
 	case KindRFID:
 		s.PollInterval, s.ReadTimeout, s.Bus = 500*time.Millisecond, 500*time.Millisecond, "SPI0.0"
 		s.ResetPin, s.IRQPin, s.AntennaGain = "GPIO25", "GPIO24", 4
@@ -124,8 +130,12 @@ func Default(driver string, simulated bool) Spec {
 func Keys(driver string) []string {
 	switch d := drivers[driver]; d.kind {
 	case KindEnv:
-		return []string{"poll_interval", "bus", "address", "calibration", "options.oversampling",
-			"options.filter", "options.standby", "sim.seed", "sim.base", "sim.drift", "sim.noise", "sim.excursions"}
+		keys := []string{"poll_interval", "bus", "address", "calibration", "sim.seed", "sim.base", "sim.drift",
+			"sim.noise", "sim.excursions"}
+		if d.env.bmxx80 {
+			keys = append(keys, "options.oversampling", "options.filter", "options.standby")
+		}
+		return keys
 	case KindRFID:
 		return []string{"poll_interval", "read_timeout", "bus", "reset_pin", "irq_pin", "options.antenna_gain", "sim.tags"}
 	case KindGPS:
@@ -148,17 +158,16 @@ func Check(s Spec) []Problem {
 	if s.PollInterval < 0 || s.PollInterval == 0 && (d.kind != KindGPS || s.Simulated) {
 		ps.add("poll_interval", "must be positive")
 	}
-	checkCalibration(&ps, s, d.kind)
+	checkCalibration(&ps, s)
 	d.check(&ps, s)
 	return ps
 }
 
-func checkCalibration(ps *problems, s Spec, kind Kind) {
+func checkCalibration(ps *problems, s Spec) {
+	fields := calibrationFields(s.Driver)
 	for field := range s.Calibration {
-		ok := slices.Contains(calibrationFields[kind], field)
-		if !ok || field == "humidity" && s.Driver == "bmp280" {
-			ps.add("calibration."+field, "a %s sensor has no %s to calibrate (fields: %v)", s.Driver, field,
-				calibrationFields[kind])
+		if !slices.Contains(fields, field) {
+			ps.add("calibration."+field, "a %s sensor has no %s to calibrate (fields: %v)", s.Driver, field, fields)
 		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 // the wiring keys are checked and ignored. See configs/README.md, sensors.
 type Sensor struct {
 	Name         string             `yaml:"name"`      // unique; names it in logs, metrics, status and RFID reads
-	Driver       string             `yaml:"driver"`    // bme280, bmp280, mfrc522, nmea
+	Driver       string             `yaml:"driver"`    // bme280, bmp280, aht20, mfrc522, nmea
 	Simulated    bool               `yaml:"simulated"` // read the driver's simulated source instead of hardware
 	Device       string             `yaml:"device"`    // the device id its readings come from; default the name
 	Topic        string             `yaml:"topic"`     // ingest topic; {device}, {kind} and {name} are replaced

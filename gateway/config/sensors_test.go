@@ -84,11 +84,11 @@ func TestSensorValidation(t *testing.T) {
 `
 	_, err := Parse("f.yaml", []byte(cfg), noEnv)
 	want := []string{
-		`f.yaml:12:14: sensors[0].address: 0x40: a BME280 or BMP280 answers at 0x76`,
+		`f.yaml:12:14: sensors[0].address: 0x40: a BME280 answers at 0x76`,
 		`f.yaml:13:11: sensors[0].port: does not apply to driver bme280`,
 		`f.yaml:14:20: sensors[0].poll_interval: must be positive`,
 		`f.yaml:15:40: sensors[0].options.oversampling.pressure: "3x" must be off, 1x`,
-		`f.yaml:16:25: sensors[1].driver: unknown driver "ds18b20" (known: bme280, bmp280, mfrc522, nmea)`,
+		`f.yaml:16:25: sensors[1].driver: unknown driver "ds18b20" (known: aht20, bme280, bmp280, mfrc522, nmea)`,
 		`f.yaml:19:12: sensors[2].topic: "rfid/door/{nope}" must be a topic name`,
 		`f.yaml:23:12: sensors[3].topic: readings would be published on "vans/van/position", which no ingest.topics match covers; add one such as {match: vans/+/position, type: gps.fix}`,
 		`f.yaml:24:18: sensors[3].sim.track: sim: track`,

@@ -1,6 +1,6 @@
 // Package sensorstest has fakes for testing sensors without hardware and
 // without sleeping: a manual clock, a GPIO pin, a Hardware, and scripts of
-// the register exchanges periph's BME280 and MFRC522 drivers have with
+// the register exchanges periph's BME280, AHT20 and MFRC522 drivers have with
 // their chips, for periph's i2ctest and spitest playback buses.
 package sensorstest
 

@@ -8,32 +8,54 @@ import (
 	"testing"
 )
 
-// TestARMv6Binary builds the static binary a Pi Zero runs and runs it under
-// qemu's ARM1176 (the Pi Zero's core): check the demo config and print the
-// version. It needs Debian's qemu-user-static.
-func TestARMv6Binary(t *testing.T) {
+// TestPiBinaries builds the static binaries Pis run and runs each under
+// qemu-user: ARMv6 under qemu's ARM1176 (the core of a Pi Zero or Pi 1,
+// GOARM=6) and ARM64 (a Pi 3, 4, 5 or Zero 2 W with a 64-bit OS). Each
+// checks the demo config and the Pi sensors config (periph's drivers are
+// in the binary; check opens no hardware) and prints its version. It needs
+// Debian's qemu-user-static; with CI set, its absence is a failure.
+func TestPiBinaries(t *testing.T) {
 	if testing.Short() {
-		t.Skip("cross build skipped in -short mode")
+		t.Skip("cross builds skipped in -short mode")
 	}
-	qemu, err := exec.LookPath("qemu-arm-static")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("qemu-arm-static not installed (apt-get install qemu-user-static)")
-		}
-		t.Skip("qemu-arm-static not installed; apt-get install qemu-user-static")
-	}
-	bin := filepath.Join(t.TempDir(), "flowgate-armv6")
-	build := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm", "GOARM=6")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("cross build: %v\n%s", err, out)
-	}
-	out, err := exec.Command(qemu, "-cpu", "arm1176", bin, "check", "-c", "../../../configs/demo.yaml").CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "ok" {
-		t.Errorf("armv6 check: %v: %s", err, out)
-	}
-	out, err = exec.Command(qemu, "-cpu", "arm1176", bin, "version").CombinedOutput()
-	if err != nil || !strings.HasPrefix(string(out), "flowgate ") {
-		t.Errorf("armv6 version: %v: %s", err, out)
+	for _, target := range []struct {
+		name, goarch, goarm, qemu string
+		cpu                       []string
+	}{
+		{"armv6", "arm", "6", "qemu-arm-static", []string{"-cpu", "arm1176"}},
+		{"arm64", "arm64", "", "qemu-aarch64-static", nil},
+	} {
+		t.Run(target.name, func(t *testing.T) {
+			qemu, err := exec.LookPath(target.qemu)
+			if err != nil {
+				if os.Getenv("CI") != "" {
+					t.Fatalf("%s not installed (apt-get install qemu-user-static)", target.qemu)
+				}
+				t.Skipf("%s not installed; apt-get install qemu-user-static", target.qemu)
+			}
+			bin := filepath.Join(t.TempDir(), "flowgate-"+target.name)
+			build := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+			build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+target.goarch, "GOFLAGS=")
+			if target.goarm != "" {
+				build.Env = append(build.Env, "GOARM="+target.goarm)
+			}
+			if out, err := build.CombinedOutput(); err != nil {
+				t.Fatalf("cross build: %v\n%s", err, out)
+			}
+			runQEMU := func(args ...string) (string, error) {
+				cmd := exec.Command(qemu, append(append(append([]string(nil), target.cpu...), bin), args...)...)
+				cmd.Env = append(os.Environ(), "FLOWGATE_CLOUD_PASSWORD=x")
+				out, err := cmd.CombinedOutput()
+				return string(out), err
+			}
+			for _, cfg := range []string{"demo.yaml", "sensors-pi.yaml"} {
+				if out, err := runQEMU("check", "-c", "../../../configs/"+cfg); err != nil || strings.TrimSpace(out) != "ok" {
+					t.Errorf("%s check %s: %v: %s", target.name, cfg, err, out)
+				}
+			}
+			if out, err := runQEMU("version"); err != nil || !strings.HasPrefix(out, "flowgate ") {
+				t.Errorf("%s version: %v: %s", target.name, err, out)
+			}
+		})
 	}
 }

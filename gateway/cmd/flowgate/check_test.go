@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,10 +81,68 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 // The example configs in configs/ must pass check as they are.
 func TestCheckExampleConfigs(t *testing.T) {
 	t.Setenv("FLOWGATE_CLOUD_PASSWORD", "x")
-	for _, name := range []string{"demo.yaml", "flowgate.yaml"} {
+	for _, name := range []string{"demo.yaml", "flowgate.yaml", "sensors-pi.yaml"} {
 		stdout, stderr, code := runFlowgate(t, "", "check", "-c", "../../../configs/"+name)
 		if code != 0 || stdout != "ok\n" {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", name, code, stdout, stderr)
+		}
+	}
+}
+
+// posOf returns "LINE:COL" of the first occurrence of sub in text, moved
+// on by skip bytes.
+func posOf(t *testing.T, text, sub string, skip int) string {
+	t.Helper()
+	i := strings.Index(text, sub)
+	if i < 0 {
+		t.Fatalf("%q not in the config", sub)
+	}
+	i += skip
+	line := strings.Count(text[:i], "\n") + 1
+	col := i - strings.LastIndex(text[:i], "\n")
+	return fmt.Sprintf("%d:%d", line, col)
+}
+
+// Mistakes in the sensors of configs/sensors-pi.yaml are reported at
+// FILE:LINE:COL, naming the key, with no hardware touched.
+func TestCheckSensorMistakes(t *testing.T) {
+	t.Setenv("FLOWGATE_CLOUD_PASSWORD", "x")
+	example, err := os.ReadFile("../../../configs/sensors-pi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(example)
+	for _, edit := range [][2]string{
+		{"address: 0x76", "address: 0x40"},
+		{"humidity: 1x}", "humidity: 3x}"},
+		{"irq_pin: GPIO24", "irq_pn: GPIO24"},
+		{"baud: 9600 ", "baud: 9601 "},
+		{"calibration: {altitude: 0}", "calibration: {humidity: 0}"},
+	} {
+		if !strings.Contains(cfg, edit[0]) {
+			t.Fatalf("configs/sensors-pi.yaml has no %q", edit[0])
+		}
+		cfg = strings.Replace(cfg, edit[0], edit[1], 1)
+	}
+	path := filepath.Join(t.TempDir(), "sensors.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := runFlowgate(t, "", "check", "-c", path)
+	want := []string{
+		path + ":" + posOf(t, cfg, "0x40", 0) + ": sensors[0].address: 0x40: a BME280 answers at 0x76",
+		path + ":" + posOf(t, cfg, "3x}", 0) + `: sensors[0].options.oversampling.humidity: "3x" must be off, 1x`,
+		path + ":" + posOf(t, cfg, "irq_pn", 0) + `: unknown key "irq_pn"`,
+		path + ":" + posOf(t, cfg, "9601", 0) + ": sensors[2].baud: 9601 must be one of",
+		path + ":" + posOf(t, cfg, "{humidity: 0}", len("{humidity: ")) + ": sensors[2].calibration.humidity: a nmea sensor has no humidity",
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if code != 1 || len(lines) != len(want) {
+		t.Fatalf("exit %d, %d problems, want 1 and %d:\n%s", code, len(lines), len(want), stderr)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("problem %d:\n got %s\nwant %s…", i, lines[i], w)
 		}
 	}
 }
