@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowgate/flowgate/event"
 )
 
 // Tests of the geofence, movement, rfid, dwell and distinct blocks beyond
@@ -254,5 +256,55 @@ func TestRFIDManyReadsOneTimer(t *testing.T) {
 	e.AdvanceTo(start.Add(time.Minute), emit)
 	if want := []string{"arrived@00:00", "departed@00:59"}; !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// TestRulesShareLookups: rules reading the same data path share one cache
+// of it, and each event is read for its own values, even when one rule's
+// output is processed between two rules reading the same event.
+func TestRulesShareLookups(t *testing.T) {
+	set := mustCompile(t, `
+rules:
+  - name: hot
+    match: {types: [r]}
+    threshold: {field: data.v, above: 10, clear_below: 5}
+    emit: {type: hot.started, clear_type: hot.ended, fields: {v: data.v}}
+  - name: on-hot
+    match: {types: [hot.started]}
+    change: {field: data.v}
+    emit: {type: hot.seen}
+  - name: very-hot
+    match: {types: [r]}
+    threshold: {field: data.v, above: 20, clear_below: 15}
+    emit: {type: veryhot.started, clear_type: veryhot.ended}
+`)
+	a, b := set.rules[0].op.(*thresholdOp).f.cache, set.rules[2].op.(*thresholdOp).f.cache
+	if a == nil || a != b || set.rules[1].op.(*changeOp).f.cache != a {
+		t.Fatalf("caches of data.v: %p %p %p, want one shared", a, set.rules[1].op.(*changeOp).f.cache, b)
+	}
+	e := NewEngine(set, Options{})
+	var got []string
+	emit := func(d Derived) {
+		s := d.Event.Subject + ":" + d.Event.Type
+		if v := lookup(d.Event.Data, []string{"v"}); v != nil {
+			s += "=" + string(v)
+		}
+		got = append(got, s)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, in := range []struct{ subject, data string }{
+		{"c", `{"v": 1}`}, {"d", `{"v":30}`}, // the same length: only the address tells them apart
+		{"a", `{"v":1}`}, {"b", `{"v":2}`},
+		{"a", `{"v":25}`}, {"b", `{"v":12}`},
+		{"a", `{"v":3}`}, {"b", `{"v":4}`},
+	} {
+		ev := &event.Event{ID: fmt.Sprint(i), Source: "/d/" + in.subject, Type: "r", Subject: in.subject,
+			Time: t0.Add(time.Duration(i) * time.Second), Data: []byte(in.data)}
+		e.Process(ev, emit)
+	}
+	want := []string{"d:hot.started=30", "d:hot.seen", "d:veryhot.started", "a:hot.started=25", "a:hot.seen", "a:veryhot.started", "b:hot.started=12", "b:hot.seen",
+		"a:hot.ended=3", "a:veryhot.ended", "b:hot.ended=4"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v\nwant %v", got, want)
 	}
 }

@@ -64,8 +64,22 @@ func (e *SpecError) Error() string {
 
 // compiler collects the problems of one rule.
 type compiler struct {
-	i    int
-	errs []*SpecError
+	i      int
+	errs   []*SpecError
+	lookup map[string]*lookupCache // the rule set's, by data path; nil: no sharing
+}
+
+// share gives f the rule set's cache of its data path.
+func (c *compiler) share(f field) field {
+	if f.attr != "" || c.lookup == nil {
+		return f
+	}
+	k := strings.Join(f.path, ".")
+	if c.lookup[k] == nil {
+		c.lookup[k] = &lookupCache{}
+	}
+	f.cache = c.lookup[k]
+	return f
 }
 
 func (c *compiler) errorf(key, format string, args ...any) {
@@ -91,8 +105,9 @@ func Compile(specs []Spec) (*RuleSet, []*SpecError) {
 	set := &RuleSet{}
 	var errs []*SpecError
 	names := map[string]bool{}
+	lookups := map[string]*lookupCache{}
 	for i := range specs {
-		c := &compiler{i: i}
+		c := &compiler{i: i, lookup: lookups}
 		r := c.rule(&specs[i])
 		if names[specs[i].Name] {
 			c.errorf("name", "another rule is already named %q", specs[i].Name)
@@ -125,13 +140,18 @@ func (c *compiler) rule(s *Spec) *rule {
 		c.errorf("match.topic", "%q is not a valid MQTT topic filter", r.topic)
 	}
 	r.filter = c.expr("filter", s.Filter, expr.Env(Env{}))
+	if r.filter != nil {
+		if q := c.quickFilterOf(s.Filter); q != nil {
+			r.quick, r.filter = q, nil
+		}
+	}
 	if s.By != "" {
 		for _, part := range strings.Split(s.By, ",") {
 			f, ok := parseField(part)
 			if !ok {
 				c.errorf("by", "%q is not a field: subject, source, type, topic or data.<path>", strings.TrimSpace(part))
 			}
-			r.by = append(r.by, f)
+			r.by = append(r.by, c.share(f))
 		}
 	}
 	r.op = c.operator(s, r)
@@ -197,7 +217,7 @@ func (c *compiler) field(key, s string) field {
 	if !ok {
 		c.errorf(key, "%q is not a field: subject, source, type, topic or data.<path>", s)
 	}
-	return f
+	return c.share(f)
 }
 
 func (c *compiler) change(s *ChangeSpec) operator {
@@ -380,6 +400,7 @@ func (c *compiler) window(s *Spec) operator {
 			c.errorf("aggregates."+name, "%q must be a plain name (letters, digits, _) other than count and window", name)
 			continue
 		}
+		a.f = c.share(a.f)
 		o.aggs = append(o.aggs, a)
 		env[name] = 0.0
 	}

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -213,4 +214,36 @@ func BenchmarkSnapshot100kAbsences(b *testing.B) {
 	b.ReportMetric(float64(size)/keys, "B/key")
 	b.ReportMetric(float64(snapshot.Milliseconds())/float64(b.N), "ms-snapshot")
 	b.ReportMetric(float64(restore.Milliseconds())/float64(b.N), "ms-restore")
+}
+
+// BenchmarkFiftyRulesOneStream: the 50 rules of the side-by-side benchmark
+// (configs/bench/rules.yaml: thresholds, changes, rates, spikes and
+// windows, all reading data.v) on readings of 100 devices, as the gateway
+// runs them there.
+func BenchmarkFiftyRulesOneStream(b *testing.B) {
+	spec, err := os.ReadFile("../configs/bench/rules.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	set := mustCompile(b, string(spec))
+	const keys = 100
+	evs := make([]event.Event, keys)
+	for i := range evs {
+		id := "bench-" + strconv.Itoa(i)
+		evs[i] = event.Event{ID: id, Source: "/gw/devices/" + id, Type: "bench.reading", Subject: id,
+			Data: []byte(fmt.Sprintf(`{"p":%d,"s":1207,"t":1764000000123456,"v":2%d.5,"x":"xxxxxx"}`, i, i%10))}
+	}
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var now time.Time
+	e := NewEngine(set, Options{Now: func() time.Time { return now }})
+	emit := func(Derived) {}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		ev := &evs[i%keys]
+		ev.Time = t0.Add(time.Duration(i) * 100 * time.Microsecond)
+		now = ev.Time
+		e.Process(ev, emit)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }

@@ -14,9 +14,52 @@ import (
 // event on the hot path, so the lookup scans the raw JSON in place and
 // allocates nothing.
 type field struct {
-	attr string   // an attribute name, when the field is not in the data
-	path []string // keys below data
-	text string   // as written, for messages and output names
+	attr  string   // an attribute name, when the field is not in the data
+	path  []string // keys below data
+	text  string   // as written, for messages and output names
+	cache *lookupCache
+}
+
+// lookupCache holds one data path's value in the event last looked at. The
+// fields of a rule set that name the same path share one (compiler.share),
+// so that fifty rules reading data.temperature scan an event's JSON once,
+// not fifty times. The engine's lock guards it, as it guards the rules.
+//
+// An event is known by its address and its data's first byte and length:
+// events and their data are never changed once made, and the cache's
+// references keep both alive, so no other event can take their addresses
+// while they are cached.
+type lookupCache struct {
+	ev    *event.Event
+	first *byte
+	n     int
+	val   []byte
+	num   float64 // val as a number, once parsed
+	numOK bool
+	numOf *event.Event // the event num was parsed for; nil: not yet
+}
+
+// lookup is lookup(ev.Data, path), from the cache when ev was the last.
+func (c *lookupCache) lookup(ev *event.Event, path []string) []byte {
+	if len(ev.Data) == 0 {
+		return nil
+	}
+	if c.ev == ev && c.first == &ev.Data[0] && c.n == len(ev.Data) {
+		return c.val
+	}
+	c.ev, c.first, c.n, c.numOf = ev, &ev.Data[0], len(ev.Data), nil
+	c.val = lookup(ev.Data, path)
+	return c.val
+}
+
+// number is numberOf(lookup(ev, path)), parsed once per event.
+func (c *lookupCache) number(ev *event.Event, path []string) (float64, bool) {
+	v := c.lookup(ev, path)
+	if c.numOf != ev {
+		c.num, c.numOK = numberOf(v)
+		c.numOf = ev
+	}
+	return c.num, c.numOK
 }
 
 // parseField reads a field reference; ok is false when it names nothing.
@@ -53,7 +96,12 @@ func (f field) name() string {
 func (f field) raw(ev *event.Event) (val []byte, str string, ok bool) {
 	switch f.attr {
 	case "":
-		v := lookup(ev.Data, f.path)
+		var v []byte
+		if f.cache != nil {
+			v = f.cache.lookup(ev, f.path)
+		} else {
+			v = lookup(ev.Data, f.path)
+		}
 		return v, "", v != nil
 	case "id":
 		return nil, ev.ID, true
@@ -71,6 +119,9 @@ func (f field) raw(ev *event.Event) (val []byte, str string, ok bool) {
 // number returns the field as a float64: a JSON number, or a string that
 // holds one.
 func (f field) number(ev *event.Event) (float64, bool) {
+	if f.attr == "" && f.cache != nil && len(ev.Data) > 0 {
+		return f.cache.number(ev, f.path)
+	}
 	v, s, ok := f.raw(ev)
 	if !ok {
 		return 0, false
@@ -78,6 +129,15 @@ func (f field) number(ev *event.Event) (float64, bool) {
 	if v == nil {
 		n, err := strconv.ParseFloat(s, 64)
 		return n, err == nil
+	}
+	return numberOf(v)
+}
+
+// numberOf reads a JSON value as a number: a number, or a string holding
+// one; ok is false for anything else, and for nil (absent).
+func numberOf(v []byte) (float64, bool) {
+	if v == nil {
+		return 0, false
 	}
 	if len(v) > 0 && v[0] == '"' {
 		v = v[1 : len(v)-1]

@@ -34,6 +34,7 @@ type rule struct {
 	subjects      map[string]bool // nil: any
 	topic         string          // MQTT filter; "": any
 	filter        *vm.Program     // nil: every matching event
+	quick         quickFilter     // the filter, when it is a quick one (then filter is nil)
 	by            []field         // the key; empty: the subject
 	op            operator
 	emit          emitter
@@ -84,6 +85,9 @@ func (r *rule) offer(ev *event.Event) {
 		return
 	}
 	if r.topic != "" && !devices.MatchTopic(r.topic, ev.Topic) {
+		return
+	}
+	if r.quick != nil && !r.quick.match(ev) {
 		return
 	}
 	if r.filter != nil && !runBool(r.filter, r.e.env(ev)) {

@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"bufio"
 	"net"
 	"sync"
 	"time"
@@ -23,10 +24,12 @@ import (
 //
 // batchConn is also the sync.Locker paho holds around a packet's Writes, so
 // that packets written by different goroutines (publishes, pings) never
-// interleave.
+// interleave. Reads are buffered: paho reads each packet in three Reads
+// (type, length, the rest), which were three system calls per PUBACK.
 type batchConn struct {
 	net.Conn
-	packet sync.Mutex // held by paho around each packet
+	packet sync.Mutex    // held by paho around each packet
+	r      *bufio.Reader // paho reads from one goroutine at a time
 
 	mu    sync.Mutex
 	space *sync.Cond // signalled when the flusher took the buffer, or failed
@@ -44,7 +47,7 @@ const maxBatch = 64 << 10
 const closeFlushTimeout = time.Second
 
 func newBatchConn(c net.Conn) *batchConn {
-	b := &batchConn{Conn: c, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	b := &batchConn{Conn: c, r: bufio.NewReader(c), kick: make(chan struct{}, 1), done: make(chan struct{})}
 	b.space = sync.NewCond(&b.mu)
 	go b.flush(b.kick)
 	return b
@@ -52,6 +55,8 @@ func newBatchConn(c net.Conn) *batchConn {
 
 func (b *batchConn) Lock()   { b.packet.Lock() }
 func (b *batchConn) Unlock() { b.packet.Unlock() }
+
+func (b *batchConn) Read(p []byte) (int, error) { return b.r.Read(p) }
 
 // Write queues p for the flusher.
 func (b *batchConn) Write(p []byte) (int, error) {

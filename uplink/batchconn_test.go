@@ -162,3 +162,49 @@ func TestBatchConnFailsAndCloses(t *testing.T) {
 	}
 	_ = c.Close() // harmless after the failure
 }
+
+// countedReads counts the reads that reach the connection.
+type countedReads struct {
+	net.Conn
+	reads atomic.Int64
+}
+
+func (c *countedReads) Read(p []byte) (int, error) {
+	c.reads.Add(1)
+	return c.Conn.Read(p)
+}
+
+func TestBatchConnBuffersReads(t *testing.T) {
+	client, server := loopback(t)
+	under := &countedReads{Conn: client}
+	c := newBatchConn(under)
+	defer c.Close()
+	var acks []byte
+	for id := range 100 {
+		acks = append(acks, 0x40, 2, 0, byte(id))
+	}
+	if _, err := server.Write(acks); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for id := range 100 { // as paho reads a packet: type, length, the rest
+		var typ, n [1]byte
+		if _, err := io.ReadFull(c, typ[:]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, n[:]); err != nil {
+			t.Fatal(err)
+		}
+		rest := make([]byte, n[0])
+		if _, err := io.ReadFull(c, rest); err != nil {
+			t.Fatal(err)
+		}
+		if typ[0] != 0x40 || rest[1] != byte(id) {
+			t.Fatalf("packet %d read as %x %x", id, typ, rest)
+		}
+	}
+	// 300 Reads of paho's; the socket is read once per segment that came.
+	if r := under.reads.Load(); r > 10 {
+		t.Errorf("%d reads reached the connection for 300 small reads of 400 bytes; want a few", r)
+	}
+}
