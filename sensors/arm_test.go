@@ -1,11 +1,12 @@
 package sensors_test
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flowgate/flowgate/sensors/sensorstest"
 )
 
 // sensorPackages are the packages whose tests run the drivers over
@@ -22,27 +23,11 @@ func TestPlaybackOnPiCPUs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cross builds skipped in -short mode")
 	}
-	for _, target := range []struct {
-		name, goarch, goarm, qemu string
-		cpu                       []string
-	}{
-		{"armv6", "arm", "6", "qemu-arm-static", []string{"-cpu", "arm1176"}},
-		{"arm64", "arm64", "", "qemu-aarch64-static", nil},
-	} {
-		t.Run(target.name, func(t *testing.T) {
-			qemu, err := exec.LookPath(target.qemu)
-			if err != nil {
-				if os.Getenv("CI") != "" {
-					t.Fatalf("%s not installed (apt-get install qemu-user-static)", target.qemu)
-				}
-				t.Skipf("%s not installed; apt-get install qemu-user-static", target.qemu)
-			}
-			env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+target.goarch, "GOFLAGS=")
-			if target.goarm != "" {
-				env = append(env, "GOARM="+target.goarm)
-			}
+	for _, target := range sensorstest.PiTargets {
+		t.Run(target.Name, func(t *testing.T) {
+			qemu, env := target.Emulator(t), target.BuildEnv()
 			for _, pkg := range sensorPackages {
-				runUnderQEMU(t, qemu, target.cpu, env, pkg)
+				runUnderQEMU(t, qemu, target.CPU, env, pkg)
 			}
 		})
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flowgate/flowgate/sensors/sensorstest"
 )
 
 // TestPiBinaries builds the static binaries Pis run and runs each under
@@ -18,43 +20,28 @@ func TestPiBinaries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cross builds skipped in -short mode")
 	}
-	for _, target := range []struct {
-		name, goarch, goarm, qemu string
-		cpu                       []string
-	}{
-		{"armv6", "arm", "6", "qemu-arm-static", []string{"-cpu", "arm1176"}},
-		{"arm64", "arm64", "", "qemu-aarch64-static", nil},
-	} {
-		t.Run(target.name, func(t *testing.T) {
-			qemu, err := exec.LookPath(target.qemu)
-			if err != nil {
-				if os.Getenv("CI") != "" {
-					t.Fatalf("%s not installed (apt-get install qemu-user-static)", target.qemu)
-				}
-				t.Skipf("%s not installed; apt-get install qemu-user-static", target.qemu)
-			}
-			bin := filepath.Join(t.TempDir(), "flowgate-"+target.name)
+	for _, target := range sensorstest.PiTargets {
+		t.Run(target.Name, func(t *testing.T) {
+			qemu := target.Emulator(t)
+			bin := filepath.Join(t.TempDir(), "flowgate-"+target.Name)
 			build := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
-			build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+target.goarch, "GOFLAGS=")
-			if target.goarm != "" {
-				build.Env = append(build.Env, "GOARM="+target.goarm)
-			}
+			build.Env = target.BuildEnv()
 			if out, err := build.CombinedOutput(); err != nil {
 				t.Fatalf("cross build: %v\n%s", err, out)
 			}
 			runQEMU := func(args ...string) (string, error) {
-				cmd := exec.Command(qemu, append(append(append([]string(nil), target.cpu...), bin), args...)...)
+				cmd := exec.Command(qemu, append(append(append([]string(nil), target.CPU...), bin), args...)...)
 				cmd.Env = append(os.Environ(), "FLOWGATE_CLOUD_PASSWORD=x")
 				out, err := cmd.CombinedOutput()
 				return string(out), err
 			}
 			for _, cfg := range []string{"demo.yaml", "sensors-pi.yaml"} {
 				if out, err := runQEMU("check", "-c", "../../../configs/"+cfg); err != nil || strings.TrimSpace(out) != "ok" {
-					t.Errorf("%s check %s: %v: %s", target.name, cfg, err, out)
+					t.Errorf("%s check %s: %v: %s", target.Name, cfg, err, out)
 				}
 			}
 			if out, err := runQEMU("version"); err != nil || !strings.HasPrefix(out, "flowgate ") {
-				t.Errorf("%s version: %v: %s", target.name, err, out)
+				t.Errorf("%s version: %v: %s", target.Name, err, out)
 			}
 		})
 	}
