@@ -78,6 +78,7 @@ func TestBlockCompileErrors(t *testing.T) {
 		{"rfid without key", `rfid: {quiet: 10s}`, "rules[0].by: an rfid rule is keyed by the tag"},
 		{"rfid keyed by reader", `by: data.reader` + "\n    " + `rfid: {quiet: 10s}`, "rules[0].by: the key is the tag, not the reader (data.reader)"},
 		{"bad reader field", `by: data.tag` + "\n    " + `rfid: {reader: reader, quiet: 10s}`, `rules[0].rfid.reader: "reader" is not a field`},
+		{"rate negative min_interval", `rate: {field: data.v, above: 1, min_interval: -1s}`, "rules[0].rate.min_interval: must not be negative"},
 		{"dwell without zone", `dwell: {longer_than: 1h}`, "rules[0].dwell.zone: give the field that names where the key is"},
 		{"dwell without time", `dwell: {zone: data.zone}`, "rules[0].dwell.longer_than: must be positive"},
 		{"dwell negative time", `dwell: {zone: data.zone, longer_than: -1h}`, "rules[0].dwell.longer_than: must be positive"},
@@ -306,5 +307,31 @@ rules:
 		"a:hot.ended=3", "a:veryhot.ended", "b:hot.ended=4"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %v\nwant %v", got, want)
+	}
+}
+
+// TestRateMinInterval: readings that come in a burst, milliseconds apart,
+// make a small step look like a steep rate; with min_interval a rate spans
+// at least that long, so the burst is compared with the reading before it,
+// and a real jump over the interval still fires.
+func TestRateMinInterval(t *testing.T) {
+	input := `{"time":"2026-01-01T00:00:00.000Z","type":"r","subject":"d","data":{"v":20.0}}
+{"time":"2026-01-01T00:00:00.001Z","type":"r","subject":"d","data":{"v":20.1}}
+{"time":"2026-01-01T00:00:00.002Z","type":"r","subject":"d","data":{"v":20.2}}
+{"time":"2026-01-01T00:00:01.000Z","type":"r","subject":"d","data":{"v":20.3}}
+{"time":"2026-01-01T00:00:01.001Z","type":"r","subject":"d","data":{"v":20.4}}
+{"time":"2026-01-01T00:00:02.000Z","type":"r","subject":"d","data":{"v":35.0}}
+`
+	for _, c := range []struct {
+		spec string
+		want []string
+	}{
+		{`{field: data.v, per: 1s, above: 5}`, []string{"jump@00:00:00", "jump@00:00:00", "jump@00:00:01", "jump@00:00:02"}},
+		{`{field: data.v, per: 1s, above: 5, min_interval: 500ms}`, []string{"jump@00:00:02"}},
+	} {
+		rules := "rules:\n  - name: j\n    rate: " + c.spec + "\n    emit: {type: jump}\n"
+		if got := replayYAML(t, rules, input, 0); !slices.Equal(got, c.want) {
+			t.Errorf("rate %s: got %v, want %v", c.spec, got, c.want)
+		}
 	}
 }

@@ -276,6 +276,10 @@ func (c *compiler) rate(s *RateSpec) operator {
 	if s.Above == nil && s.Below == nil {
 		c.errorf("rate", "give above, below or both: the rate that is notable")
 	}
+	if s.MinInterval < 0 {
+		c.errorf("rate.min_interval", "must not be negative")
+	}
+	o.minGap = int64(s.MinInterval)
 	return o
 }
 

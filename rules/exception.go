@@ -131,6 +131,7 @@ type rateOp struct {
 	f            field
 	per          float64 // ns
 	above, below *float64
+	minGap       int64 // ns: readings closer than this to prev are skipped
 	prev         map[string]*ratePrev
 }
 
@@ -157,8 +158,8 @@ func (o *rateOp) event(r *rule, key []byte, ev *event.Event, t int64) {
 		return
 	}
 	dt := t - p.t
-	if dt <= 0 {
-		return // the same instant, or out of order: no rate
+	if dt <= 0 || dt < o.minGap {
+		return // the same instant, out of order, or too close to tell a rate from noise
 	}
 	rate := (v - p.v) / float64(dt) * o.per
 	if (o.above != nil && rate > *o.above) || (o.below != nil && rate < *o.below) {

@@ -99,6 +99,10 @@ type RateSpec struct {
 	Per   Duration `yaml:"per"` // default 1s
 	Above *float64 `yaml:"above"`
 	Below *float64 `yaml:"below"`
+	// MinInterval: a reading closer than this to the one it would be
+	// compared with is skipped, and the next is compared with that same
+	// one, so that a rate always spans at least this long. Default 0.
+	MinInterval Duration `yaml:"min_interval"`
 }
 
 // StepSpec is one event a pattern waits for.
