@@ -107,6 +107,7 @@ func (a *acker) run(cl *mqtt.Client, q <-chan deferredAck) {
 		case failed || cl.Closed():
 		case a.wait(ack.ps) != nil:
 			failed = true // not acknowledged: the device resends it once reconnected
+			conn.uncork() // but those before it are on disk: their PUBACKs go first
 			cl.Stop(packets.ErrImplementationSpecificError)
 		default:
 			conn.cork()

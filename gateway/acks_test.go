@@ -267,3 +267,41 @@ func TestAcksLeaveTogether(t *testing.T) {
 		t.Errorf("written %x, want the PUBACKs of 1…10 in order: %x", got, want)
 	}
 }
+
+// TestAcksDueBeforeAFailure: when the store fails a publish, the client is
+// disconnected, but the PUBACKs of the publishes before it, whose events
+// are on disk, still reach it first, so that it does not send them again.
+func TestAcksDueBeforeAFailure(t *testing.T) {
+	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
+	a, b := net.Pipe()
+	defer b.Close()
+	go func() { _, _ = io.Copy(io.Discard, b) }()
+	under := &countingConn{Conn: a}
+	cl := srv.NewClient(&corkConn{Conn: under}, "t", "dev-1", false)
+	cl.Properties.ProtocolVersion = 4
+	calls := 0
+	ack := newAcker(func(pending) error {
+		calls++
+		if calls == 3 {
+			return errors.New("disk full")
+		}
+		return nil
+	})
+	q := make(chan deferredAck, 4)
+	for id := uint16(1); id <= 4; id++ {
+		q <- deferredAck{id: id}
+	}
+	close(q)
+	ack.wg.Add(1)
+	ack.run(cl, q)
+	if !cl.Closed() {
+		t.Error("the client was kept connected after a failed write")
+	}
+	var sent []byte
+	for _, w := range under.writes {
+		sent = append(sent, w...)
+	}
+	if want := []byte{0x40, 2, 0, 1, 0x40, 2, 0, 2}; !bytes.Equal(sent, want) {
+		t.Errorf("sent %x, want the PUBACKs of 1 and 2 (on disk) and none after the failure: %x", sent, want)
+	}
+}

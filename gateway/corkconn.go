@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
+	"time"
 )
 
 // corkConn lets a client's acker send a run of PUBACKs in one write. mochi
@@ -61,6 +62,23 @@ func (c *corkConn) uncork() {
 		_ = c.Conn.Close()
 	}
 }
+
+// Close sends what gathered (for at most corkCloseTimeout), then closes the
+// connection: PUBACKs already due, or mochi's DISCONNECT, still reach the
+// client when mochi or the acker ends it.
+func (c *corkConn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	if len(c.buf) > 0 {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(corkCloseTimeout))
+		_ = c.flushLocked()
+	}
+	return c.Conn.Close()
+}
+
+// corkCloseTimeout bounds the last write of a closing connection.
+const corkCloseTimeout = time.Second
 
 func (c *corkConn) flushLocked() error {
 	if len(c.buf) == 0 {

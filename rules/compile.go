@@ -13,8 +13,11 @@ import (
 	"github.com/flowgate/flowgate/devices"
 )
 
-// RuleSet is a set of compiled rules, ready for engines. It holds no
-// state: every engine built from it starts empty.
+// RuleSet is a set of compiled rules, ready for an engine. It holds no
+// rule state: an engine built from it starts empty. It serves one engine at
+// a time, though: its rules share caches of an event's fields, which the
+// engine's lock guards, so two engines running at once need a set each
+// (compile the rules twice).
 type RuleSet struct {
 	rules []*rule
 }
@@ -74,7 +77,7 @@ func (c *compiler) share(f field) field {
 	if f.attr != "" || c.lookup == nil {
 		return f
 	}
-	k := strings.Join(f.path, ".")
+	k := strings.Join(f.path, "\x00") // keys may hold dots
 	if c.lookup[k] == nil {
 		c.lookup[k] = &lookupCache{}
 	}

@@ -114,7 +114,8 @@ func timerBefore(a, b timer) bool {
 	return a.seq < b.seq
 }
 
-// NewEngine builds an engine over compiled rules.
+// NewEngine builds an engine over compiled rules. No other engine may run
+// on set at the same time (see RuleSet).
 func NewEngine(set *RuleSet, opts Options) *Engine {
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 30 * time.Second

@@ -173,10 +173,15 @@ func (f field) key(ev *event.Event, scratch *[]byte) ([]byte, bool) {
 	return *scratch, true
 }
 
-// parseFloat parses a JSON number without allocating.
+// parseFloat parses a JSON number, without allocating unless it is longer
+// than 64 bytes (as encoding/json, it takes any length).
 func parseFloat(b []byte) (float64, bool) {
-	if len(b) == 0 || len(b) > 64 {
+	if len(b) == 0 {
 		return 0, false
+	}
+	if len(b) > 64 {
+		x, err := strconv.ParseFloat(string(b), 64)
+		return x, err == nil
 	}
 	var buf [64]byte
 	n := copy(buf[:], b)

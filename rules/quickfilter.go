@@ -2,6 +2,7 @@ package rules
 
 import (
 	"math"
+	"strings"
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/parser"
@@ -17,7 +18,10 @@ import (
 // an event. A quick filter gives the answer expr gives: a comparison is
 // true only when the field is a JSON number (an absent field, a string, a
 // boolean or null make it false, as they make expr's comparison fail), and
-// its fields share the rule set's lookups (lookupCache).
+// its fields share the rule set's lookups (lookupCache). One difference
+// remains, in an object that names a key twice: like every field of the
+// rules, a quick filter reads the first, where encoding/json keeps the
+// last (FuzzQuickFilter leaves such objects out).
 type quickFilter []quickCmp
 
 type quickCmp struct {
@@ -65,31 +69,29 @@ func (q *quickFilter) add(n ast.Node, c *compiler) bool {
 	if !okL || !okR {
 		return false
 	}
-	f, ok := parseField("data." + path)
-	if !ok {
-		return false
-	}
+	f := field{path: path, text: "data." + strings.Join(path, ".")}
 	*q = append(*q, quickCmp{f: c.share(f), op: op, n: num})
 	return true
 }
 
 var mirrored = map[string]string{"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
 
-// dataPath is "a.b" for data.a.b (or data["a"]["b"]).
-func dataPath(n ast.Node) (string, bool) {
+// dataPath is the keys [a b] of data.a.b, or of data["a"]["b"], as
+// written: a key may hold dots or spaces.
+func dataPath(n ast.Node) ([]string, bool) {
 	m, ok := n.(*ast.MemberNode)
 	if !ok || m.Optional || m.Method {
-		return "", false
+		return nil, false
 	}
 	key, ok := m.Property.(*ast.StringNode)
-	if !ok || key.Value == "" {
-		return "", false
+	if !ok {
+		return nil, false
 	}
 	if id, ok := m.Node.(*ast.IdentifierNode); ok {
-		return key.Value, id.Value == "data"
+		return []string{key.Value}, id.Value == "data"
 	}
 	parent, ok := dataPath(m.Node)
-	return parent + "." + key.Value, ok
+	return append(parent, key.Value), ok
 }
 
 // numberLit is the value of a number literal, negated or not.
