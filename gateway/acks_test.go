@@ -275,7 +275,6 @@ func TestAcksDueBeforeAFailure(t *testing.T) {
 	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
 	a, b := net.Pipe()
 	defer b.Close()
-	go func() { _, _ = io.Copy(io.Discard, b) }()
 	under := &countingConn{Conn: a}
 	cl := srv.NewClient(&corkConn{Conn: under}, "t", "dev-1", false)
 	cl.Properties.ProtocolVersion = 4
@@ -303,5 +302,39 @@ func TestAcksDueBeforeAFailure(t *testing.T) {
 	}
 	if want := []byte{0x40, 2, 0, 1, 0x40, 2, 0, 2}; !bytes.Equal(sent, want) {
 		t.Errorf("sent %x, want the PUBACKs of 1 and 2 (on disk) and none after the failure: %x", sent, want)
+	}
+}
+
+// TestCorkHoldsOtherWrites: a write that is not a PUBACK (a PINGRESP, a
+// relayed publish) made while the acker has the connection corked waits
+// for the uncork, in its place among the PUBACKs, and is not lost when the
+// connection closes corked.
+func TestCorkHoldsOtherWrites(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	under := &countingConn{Conn: a}
+	c := &corkConn{Conn: under}
+	c.cork()
+	for _, p := range []string{"puback-1|", "pingresp|", "puback-2|"} {
+		if _, err := c.Write([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(under.writes) != 0 {
+		t.Fatalf("%d writes reached the connection while corked", len(under.writes))
+	}
+	c.uncork()
+	if len(under.writes) != 1 || string(under.writes[0]) != "puback-1|pingresp|puback-2|" {
+		t.Fatalf("after uncork: %q, want the three in one write, in order", under.writes)
+	}
+	c.cork()
+	if _, err := c.Write([]byte("disconnect|")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(under.writes); n != 2 || string(under.writes[1]) != "disconnect|" {
+		t.Errorf("after a corked close: %q, want the DISCONNECT sent before closing", under.writes)
 	}
 }
