@@ -94,12 +94,10 @@ func TestReceiveMaximumEnforced(t *testing.T) {
 // client is disconnected, so that it sends them again when it reconnects
 // (MQTT clients resend only then).
 func TestFailedWriteDisconnects(t *testing.T) {
-	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	cl := srv.NewClient(a, "t", "dev-1", false)
-	cl.Properties.ProtocolVersion = 4
+	cl := clientOn(a)
 	go cl.WriteLoop()
 	diskFull := errors.New("disk full")
 	ack := newAcker(func(ps pending) error {
@@ -223,6 +221,27 @@ func readPacket(t *testing.T, r *bufio.Reader) []byte {
 	return append(head, body...)
 }
 
+// clientOn is a mochi client of an MQTT 3.1.1 device on conn, as the
+// broker makes one for a connection.
+func clientOn(conn net.Conn) *mqtt.Client {
+	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
+	cl := srv.NewClient(conn, "t", "dev-1", false)
+	cl.Properties.ProtocolVersion = 4
+	return cl
+}
+
+// runQueued runs a's acker for cl over the PUBACKs of publishes 1…n, all
+// queued before it starts (nothing to wait for on disk), to the end.
+func runQueued(a *acker, cl *mqtt.Client, n int) {
+	q := make(chan deferredAck, n)
+	for id := 1; id <= n; id++ {
+		q <- deferredAck{id: uint16(id)}
+	}
+	close(q)
+	a.wg.Add(1)
+	a.run(cl, q)
+}
+
 // countingConn records each write that reaches the connection.
 type countingConn struct {
 	net.Conn
@@ -241,21 +260,12 @@ func (c *countingConn) Write(p []byte) (int, error) {
 // one write to the device, in order, through the corked connection the
 // listener gives every client.
 func TestAcksLeaveTogether(t *testing.T) {
-	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
 	under := &countingConn{Conn: a}
-	cl := srv.NewClient(&corkConn{Conn: under}, "t", "dev-1", false)
-	cl.Properties.ProtocolVersion = 4
-	ack := newAcker(func(pending) error { return nil })
-	q := make(chan deferredAck, 10)
-	for id := uint16(1); id <= 10; id++ {
-		q <- deferredAck{id: id} // on disk already: nothing to wait for
-	}
-	close(q)
-	ack.wg.Add(1)
-	ack.run(cl, q)
+	cl := clientOn(&corkConn{Conn: under})
+	runQueued(newAcker(func(pending) error { return nil }), cl, 10)
 	if len(under.writes) != 1 {
 		t.Fatalf("%d writes for 10 PUBACKs due together; want 1", len(under.writes))
 	}
@@ -272,27 +282,18 @@ func TestAcksLeaveTogether(t *testing.T) {
 // disconnected, but the PUBACKs of the publishes before it, whose events
 // are on disk, still reach it first, so that it does not send them again.
 func TestAcksDueBeforeAFailure(t *testing.T) {
-	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
 	a, b := net.Pipe()
 	defer b.Close()
 	under := &countingConn{Conn: a}
-	cl := srv.NewClient(&corkConn{Conn: under}, "t", "dev-1", false)
-	cl.Properties.ProtocolVersion = 4
+	cl := clientOn(&corkConn{Conn: under})
 	calls := 0
-	ack := newAcker(func(pending) error {
+	runQueued(newAcker(func(pending) error {
 		calls++
 		if calls == 3 {
 			return errors.New("disk full")
 		}
 		return nil
-	})
-	q := make(chan deferredAck, 4)
-	for id := uint16(1); id <= 4; id++ {
-		q <- deferredAck{id: id}
-	}
-	close(q)
-	ack.wg.Add(1)
-	ack.run(cl, q)
+	}), cl, 4)
 	if !cl.Closed() {
 		t.Error("the client was kept connected after a failed write")
 	}

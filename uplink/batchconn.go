@@ -92,8 +92,7 @@ func (b *batchConn) flush(kick <-chan struct{}) {
 func (b *batchConn) sendAll() bool {
 	for {
 		b.mu.Lock()
-		out := b.buf
-		failed := b.err != nil && b.err != net.ErrClosed
+		out, failed := b.buf, b.failed()
 		if len(out) == 0 || failed {
 			b.mu.Unlock()
 			return !failed
@@ -105,7 +104,7 @@ func (b *batchConn) sendAll() bool {
 		if cap(out) <= 2*maxBatch {
 			b.spare = out[:0]
 		}
-		if err != nil && (b.err == nil || b.err == net.ErrClosed) {
+		if err != nil && !b.failed() {
 			b.err = err
 		}
 		b.space.Broadcast()
@@ -116,6 +115,10 @@ func (b *batchConn) sendAll() bool {
 		}
 	}
 }
+
+// failed reports whether a write failed (Close alone leaves the buffer to
+// be sent). b.mu must be held.
+func (b *batchConn) failed() bool { return b.err != nil && b.err != net.ErrClosed }
 
 // Close sends what is buffered (for at most closeFlushTimeout), stops the
 // flusher and closes the connection. Calling it again is harmless.
