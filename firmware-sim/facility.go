@@ -114,7 +114,7 @@ func facilityTruth(p *Plan) []Truth {
 		site := map[string]any{"site": d.Metadata["site"]}
 		out = append(out, thresholdTruth(temps, 25, 24, "warehouse.too_warm.started", "warehouse.too_warm.ended", d.ID, site)...)
 		out = append(out, tumblingTruth(temps, 5*time.Minute, p.End, "warehouse.room.summary", d.ID, nil)...)
-		out = append(out, rateTruth(temps, time.Minute, 30, "warehouse.temperature.jump", d.ID)...)
+		out = append(out, rateTruth(temps, time.Minute, time.Second, 30, "warehouse.temperature.jump", d.ID)...)
 		out = append(out, tumblingTruth(temps, 30*time.Minute, p.End, "warehouse.sensor.stuck", d.ID, stuck)...)
 		out = append(out, sessionTruth(temps, 5*time.Minute, p.End, "warehouse.sensor.silent", d.ID)...)
 	}

@@ -88,17 +88,20 @@ func sessionTruth(pts []point, gap time.Duration, end time.Time, typ, subject st
 	return out
 }
 
-// rateTruth: the change between consecutive values, per per, above limit.
-func rateTruth(pts []point, per time.Duration, limit float64, typ, subject string) []Truth {
+// rateTruth: the change between a value and the last one it was compared
+// with, per per, above limit; a value less than minGap after that one is
+// skipped, as the rate operator's min_interval does.
+func rateTruth(pts []point, per, minGap time.Duration, limit float64, typ, subject string) []Truth {
 	var out []Truth
-	for i := 1; i < len(pts); i++ {
-		dt := pts[i].t.Sub(pts[i-1].t)
-		if dt <= 0 {
-			continue
+	for prev, i := 0, 1; i < len(pts); i++ {
+		dt := pts[i].t.Sub(pts[prev].t)
+		if dt <= 0 || dt < minGap {
+			continue // skipped: the next reading is compared with the same one
 		}
-		if (pts[i].v-pts[i-1].v)/float64(dt)*float64(per) > limit {
+		if (pts[i].v-pts[prev].v)/float64(dt)*float64(per) > limit {
 			out = append(out, truth(typ, subject, pts[i].t, nil, "value", pts[i].v))
 		}
+		prev = i
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,4 +83,30 @@ func FuzzReadTruth(f *testing.F) {
 			t.Fatalf("a truth file read back differently: %v, %d vs %d", err, len(again), len(ts))
 		}
 	})
+}
+
+// rateTruth skips a reading closer than minGap to the one it would be
+// compared with, as the rules' rate.min_interval does: the next reading is
+// compared with that same earlier one.
+func TestRateTruthMinGap(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	pts := []point{{t: t0, v: 20}, {t: t0.Add(500 * time.Millisecond), v: 21}, {t: t0.Add(time.Second), v: 20.2},
+		{t: t0.Add(1500 * time.Millisecond), v: 60}, {t: t0.Add(2500 * time.Millisecond), v: 60.1}}
+	at := func(trs []Truth) (out []time.Duration) {
+		for _, tr := range trs {
+			out = append(out, tr.Time.Sub(t0))
+		}
+		return out
+	}
+	for _, c := range []struct {
+		minGap time.Duration
+		want   []time.Duration
+	}{
+		{0, []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond}},
+		{time.Second, []time.Duration{2500 * time.Millisecond}},
+	} {
+		if got := at(rateTruth(pts, time.Minute, c.minGap, 30, "jump", "s1")); !slices.Equal(got, c.want) {
+			t.Errorf("minGap %v: jumps at %v, want %v", c.minGap, got, c.want)
+		}
+	}
 }
