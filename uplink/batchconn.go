@@ -7,28 +7,27 @@ import (
 	"time"
 )
 
-// batchConn sends many packets to the broker in one write. paho writes each
-// publish as four small Writes (header, topic, properties, payload) and
-// gives the connection one packet at a time, so on a plain connection every
-// event cost the sender a system call, and the broker a read of its own. Here
-// a Write only copies into a buffer; one flusher goroutine sends whatever has
-// gathered, so while it is inside one system call the next packets collect
-// behind it: a batch forms exactly when the link is busy, and an idle link
-// sends a lone packet at once, with no timer.
+// batchConn sends many packets to the broker in one write. A Write, and
+// the sender's writePublishes, only copy into a buffer; one flusher goroutine
+// sends whatever has gathered, so while it is inside one system call the
+// next packets collect behind it: a batch forms exactly when the link is
+// busy, and an idle link sends a lone packet at once, with no timer. Without
+// it every event cost a system call, and the broker a read of its own.
 //
-// A Write that fails is reported by the next Write, and the flusher closes
+// A write that fails is reported by the next Write, and the flusher closes
 // the connection so that paho's reader fails too and autopaho reconnects;
 // the outbox resends whatever was not acknowledged, so nothing is lost with
 // the buffer. The buffer is bounded: a Write waits while maxBatch bytes are
 // pending, as a socket's send buffer makes it wait.
 //
-// batchConn is also the sync.Locker paho holds around a packet's Writes, so
-// that packets written by different goroutines (publishes, pings) never
+// batchConn is also the sync.Locker paho holds around a packet's Writes
+// (its header, properties and payload go in separate Writes), so that
+// packets written by different goroutines (publishes, pings) never
 // interleave. Reads are buffered: paho reads each packet in three Reads
 // (type, length, the rest), which were three system calls per PUBACK.
 type batchConn struct {
 	net.Conn
-	packet sync.Mutex    // held by paho around each packet
+	packet sync.Mutex    // held around each packet, by paho and the sender
 	r      *bufio.Reader // paho reads from one goroutine at a time
 
 	mu    sync.Mutex
@@ -69,12 +68,44 @@ func (b *batchConn) Write(p []byte) (int, error) {
 		return 0, b.err
 	}
 	b.buf = append(b.buf, p...)
+	b.kickFlusher()
+	b.mu.Unlock()
+	return len(p), nil
+}
+
+// writePublishes queues the PUBLISH packets of batch, each with its packet
+// id written in. It waits for space as Write does, but not while holding
+// the packet lock, so that paho's own packets (a ping, the DISCONNECT) are
+// not held up behind it; it then holds the lock, as paho does around each of
+// its packets, so that the batch goes in whole.
+func (b *batchConn) writePublishes(batch []outgoing) error {
+	b.mu.Lock()
+	for b.err == nil && len(b.buf) >= maxBatch {
+		b.space.Wait()
+	}
+	b.mu.Unlock()
+	b.packet.Lock()
+	defer b.packet.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return b.err
+	}
+	for _, o := range batch {
+		n := len(b.buf)
+		b.buf = append(b.buf, o.rec...)
+		b.buf[n+o.at], b.buf[n+o.at+1] = byte(o.pid>>8), byte(o.pid)
+	}
+	b.kickFlusher()
+	return nil
+}
+
+// kickFlusher wakes the flusher. b.mu must be held.
+func (b *batchConn) kickFlusher() {
 	select {
 	case b.kick <- struct{}{}:
 	default: // the flusher has a wake-up pending
 	}
-	b.mu.Unlock()
-	return len(p), nil
 }
 
 // flush sends the buffer each time a Write kicks it, until Close or a
@@ -97,7 +128,7 @@ func (b *batchConn) sendAll() bool {
 			b.mu.Unlock()
 			return !failed
 		}
-		b.buf = b.spare[:0]
+		b.buf, b.spare = b.spare[:0], nil // never the same array as out
 		b.mu.Unlock()
 		_, err := b.Conn.Write(out)
 		b.mu.Lock()

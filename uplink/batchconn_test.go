@@ -208,3 +208,57 @@ func TestBatchConnBuffersReads(t *testing.T) {
 		t.Errorf("%d reads reached the connection for 300 small reads of 400 bytes; want a few", r)
 	}
 }
+
+// steppedConn announces each write it starts on entered, then holds it
+// until step lets it through.
+type steppedConn struct {
+	net.Conn
+	entered chan []byte
+	step    chan struct{}
+}
+
+func (s *steppedConn) Write(p []byte) (int, error) {
+	s.entered <- p
+	<-s.step
+	return s.Conn.Write(p)
+}
+
+// A buffer grown past the size kept for reuse must not leave the flusher
+// writing from the array that the next Writes fill: here "y1" was being
+// sent from the array "z2" then went into, so "z2" went out twice.
+func TestBatchConnBigWriteKeepsBuffersApart(t *testing.T) {
+	client, server := loopback(t)
+	s := &steppedConn{Conn: client, entered: make(chan []byte), step: make(chan struct{})}
+	c := newBatchConn(s)
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(server)
+		got <- b
+	}()
+	big := bytes.Repeat([]byte("b"), 3*maxBatch)
+	write := func(p []byte) {
+		t.Helper()
+		if _, err := c.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write([]byte("x"))
+	<-s.entered // the flusher is sending "x"
+	write(big)
+	s.step <- struct{}{}
+	<-s.entered // sending big
+	write([]byte("y1"))
+	s.step <- struct{}{}
+	<-s.entered // sending "y1"
+	write([]byte("z2"))
+	s.step <- struct{}{}
+	<-s.entered // sending "z2"
+	s.step <- struct{}{}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := append(append([]byte("x"), big...), "y1z2"...)
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Errorf("the broker read %d bytes ending %q; want %d ending %q", len(b), b[max(0, len(b)-6):], len(want), want[len(want)-6:])
+	}
+}

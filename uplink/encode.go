@@ -12,8 +12,9 @@ import (
 const idProperty = "id"
 
 // encode turns ev into the record the outbox keeps: a complete MQTT v5
-// PUBLISH packet at QoS 1, with packet id 0 until paho assigns one. The event
-// is encoded here and only here; every send and resend reuses these bytes.
+// PUBLISH packet at QoS 1, with packet id 0 until the sender writes one in
+// (sender.go). The event is encoded here and only here; every send and
+// resend reuses these bytes.
 func (u *Uplink) encode(ev *event.Event) ([]byte, error) {
 	switch {
 	case ev == nil:

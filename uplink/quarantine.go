@@ -83,12 +83,3 @@ type Quarantined struct {
 	Key   []byte // its key before it was set aside: class and sequence number
 	Value []byte // what was stored, as it is
 }
-
-// quarantine sets aside a record autopaho could not parse, which only a
-// bug or a damaged store explains (see quarantine.go).
-func (u *Uplink) quarantine(id uint64) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.ob.quarantine(id, errUnparsable)
-	u.space.notify()
-}

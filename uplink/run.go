@@ -43,10 +43,17 @@ func (u *Uplink) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("uplink: %w", err)
 	}
+	stopSend, sending := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sending)
+		u.sendLoop(stopSend)
+	}()
 	u.serve(ctx, cm)
 
 	u.mu.Lock()
 	u.stopping = true
+	close(stopSend) // the sender takes no more records, and returns once
+	// its last batch is written, or failed as Disconnect closed the connection
 	timeout := u.opts.ConnectTimeout
 	if !u.stopBy.IsZero() {
 		// Close's caller has a deadline (the gateway's shutdown timeout):
@@ -54,11 +61,16 @@ func (u *Uplink) Run(ctx context.Context) error {
 		timeout = max(min(timeout, time.Until(u.stopBy)), minDisconnect)
 	}
 	u.mu.Unlock()
-	// Disconnect sends DISCONNECT and waits for autopaho's goroutines,
-	// including its publish loop, to return.
+	// Disconnect sends DISCONNECT and waits for autopaho's goroutines to
+	// return.
 	dctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := cm.Disconnect(dctx); err != nil {
+	err = cm.Disconnect(dctx)
+	if err != nil {
+		u.link.drop() // a broker that stopped reading must not hold up the sender
+	}
+	<-sending
+	if err != nil {
 		return fmt.Errorf("uplink: disconnect from %s: %w", u.broker.Redacted(), err)
 	}
 	return nil
@@ -138,7 +150,6 @@ func (u *Uplink) clientConfig() autopaho.ClientConfig {
 		CleanStartOnInitialConnection: true,
 		ReconnectBackoff:              u.reconnectDelay,
 		ConnectTimeout:                u.opts.ConnectTimeout,
-		Queue:                         feed{u},
 		AttemptConnection:             u.attempt,
 		OnConnectionUp: func(*autopaho.ConnectionManager, *paho.Connack) {
 			u.link.ups.Add(1)
@@ -186,7 +197,11 @@ func (u *Uplink) attempt(ctx context.Context, _ autopaho.ClientConfig, broker *u
 		}
 	}
 	u.link.attached(raw)
-	return newBatchConn(conn), nil
+	bc := newBatchConn(conn)
+	u.mu.Lock()
+	u.conn = bc
+	u.mu.Unlock()
+	return bc, nil
 }
 
 // dial opens a TCP connection to addr, through timing.dial if a test set one.
@@ -219,17 +234,4 @@ func (u *Uplink) reconnectDelay(attempt int) time.Duration {
 		return u.timing.reconnect(attempt)
 	}
 	return backoff(u.opts.ReconnectMin, u.opts.ReconnectMax, attempt, u.timing.jitter)
-}
-
-// refused handles a record autopaho finished with: if the session did not
-// take it on this connection and the connection is up, paho refused it (as
-// for a QoS the broker does not support); retry after a backoff.
-func (u *Uplink) refused(e *entry) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if e.sent || !u.connected {
-		return
-	}
-	delay := u.park(e.seq)
-	u.log.Error("publish refused by the MQTT client; will retry", "retry_in", delay, "attempt", u.failures)
 }

@@ -1,7 +1,6 @@
 package uplink
 
 import (
-	"context"
 	"io"
 	"time"
 
@@ -11,11 +10,10 @@ import (
 )
 
 // sessionHooks is paho's own session state with the uplink listening in.
-// paho calls a session manager whenever a packet id is assigned, an
-// acknowledgement arrives or a connection comes or goes, which is exactly
-// what the uplink must know to delete on PUBACK and resend after a drop. The
-// wrapped state still does the protocol work: packet ids, Receive Maximum
-// quota, acknowledging anything the broker sends.
+// paho calls a session manager whenever an acknowledgement arrives or a
+// connection comes or goes, which is exactly what the uplink must know to
+// delete on PUBACK and resend after a drop. The wrapped state does the rest
+// of the protocol work, such as answering anything the broker sends.
 type sessionHooks struct {
 	*state.State
 	u *Uplink
@@ -51,27 +49,14 @@ func (s *sessionHooks) ConnectionLost(dp *packets.Disconnect) error {
 	return s.State.ConnectionLost(dp)
 }
 
-// AddToSession assigns a packet id, right before paho writes the packet.
-// The uplink records the id before the packet can be on the wire, so no
-// PUBACK can arrive for an id it does not know.
-func (s *sessionHooks) AddToSession(ctx context.Context, p session.Packet, resp chan<- packets.ControlPacket) error {
-	pub, ok := p.(*packets.Publish)
-	if !ok {
-		return s.State.AddToSession(ctx, p, resp)
-	}
-	epoch := s.u.currentEpoch()
-	if err := s.State.AddToSession(ctx, p, resp); err != nil {
-		return err
-	}
-	s.u.sent(epoch, pub.PacketID)
-	return nil
-}
-
-// PacketReceived sees every acknowledgement. The uplink handles a PUBACK
-// before the wrapped state frees its packet id for reuse.
+// PacketReceived sees every packet paho reads that belongs to a session.
+// A PUBACK answers a publish of the sender (sender.go), whose packet ids
+// the wrapped state never gave out: the uplink handles it, and the state
+// does not see it.
 func (s *sessionHooks) PacketReceived(cp *packets.ControlPacket, pubs chan<- *packets.Publish) error {
 	if ack, ok := cp.Content.(*packets.Puback); ok {
 		s.u.acked(ack)
+		return nil
 	}
 	return s.State.PacketReceived(cp, pubs)
 }
@@ -111,28 +96,6 @@ func (u *Uplink) connDown(dp *packets.Disconnect) {
 		args = append(args, "reason_code", dp.ReasonCode, "reason", dp.Reason())
 	}
 	u.log.Warn("connection lost; will reconnect and resend", args...)
-}
-
-// currentEpoch identifies the connection a publish is starting on.
-func (u *Uplink) currentEpoch() uint64 {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.epoch
-}
-
-// sent records that the record being published got packet id pid. If the
-// connection changed meanwhile, the id belongs to a dead session: the record
-// is left to be sent again.
-func (u *Uplink) sent(epoch uint64, pid uint16) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if !u.connected || epoch != u.epoch || u.peek.sent {
-		return
-	}
-	u.peek.sent = true
-	if u.win.sent(u.peek.seq, pid, int(u.peek.r.Size()), time.Now()) {
-		u.stats.Resent++
-	}
 }
 
 // acked handles a PUBACK: success deletes the event, an error reason code

@@ -73,17 +73,18 @@ type Uplink struct {
 	win         window
 	epoch       uint64 // changes whenever a connection comes up or goes down
 	connected   bool
-	connectedAt time.Time // when the last connection came up
-	maxPacket   int       // the broker's Maximum Packet Size; 0: no limit
-	failures    int       // rejections since the last time nothing was parked
-	closing     bool      // Close has begun: Enqueue refuses
-	ran         bool      // Run has been called
-	running     bool      // Run has not returned yet
-	stopping    bool      // Run is shutting the connection down on purpose
-	stopBy      time.Time // Close's deadline, which bounds Run's disconnect too
-	work        signal    // wakes the sender: something may be sendable
-	space       signal    // wakes Enqueue and Close: the queue shrank or Run ended
-	peek        entry     // the record the sender is working on
+	connectedAt time.Time  // when the last connection came up
+	maxPacket   int        // the broker's Maximum Packet Size; 0: no limit
+	failures    int        // rejections since the last time nothing was parked
+	closing     bool       // Close has begun: Enqueue refuses
+	ran         bool       // Run has been called
+	running     bool       // Run has not returned yet
+	stopping    bool       // Run is shutting the connection down on purpose
+	stopBy      time.Time  // Close's deadline, which bounds Run's disconnect too
+	work        signal     // wakes the sender: something may be sendable
+	space       signal     // wakes Enqueue and Close: the queue shrank or Run ended
+	conn        *batchConn // the connection of the latest attempt (sender.go)
+	deadEpoch   uint64     // the sender's writes failed on this connection
 	stats       Stats
 
 	stop     chan struct{} // closed by Close: Run returns
@@ -166,7 +167,6 @@ func New(opts Options) (*Uplink, error) {
 		runDone:    make(chan struct{}),
 		retry:      make(chan struct{}, 1),
 	}
-	u.peek.u = u
 	return u, nil
 }
 

@@ -22,6 +22,7 @@ type window struct {
 	cursor []uint64          // per lane: every record below is in flight, parked or deleted
 	bySeq  map[uint64]uint16 // in flight: record id → packet id
 	byPID  map[uint16]uint64 // in flight: packet id → record id
+	pid    uint16            // the packet id given last
 
 	// Replay pacing (pace.go): records accepted before the connection came
 	// up, below liveFrom, are sent no faster than pace allows.
@@ -112,6 +113,18 @@ func (w *window) nextIn(ob *outbox, li int, now time.Time) (uint64, []byte, bool
 func (w *window) busy(id uint64) bool {
 	_, ok := w.bySeq[id]
 	return ok
+}
+
+// freePID returns a packet id that is not in flight: the one after the id
+// given last, skipping 0 (not a valid id) and those still awaiting a PUBACK.
+// The window never holds all 65,535, as Receive Maximum is at most that.
+func (w *window) freePID() uint16 {
+	for {
+		w.pid++
+		if _, busy := w.byPID[w.pid]; w.pid != 0 && !busy {
+			return w.pid
+		}
+	}
 }
 
 // sent records that record id, of size bytes, went out with packet id pid.
