@@ -41,6 +41,11 @@ type Config struct {
 	Duration    time.Duration // 0: until Count
 	Inflight    int           // QoS 1 publishes awaiting PUBACK per publisher
 
+	// Warmup: messages sent during the first Warmup of the run are sent,
+	// received and counted like the others, but only those sent after it
+	// make the steady latency figures (Result.Steady).
+	Warmup time.Duration
+
 	// Topic is each publisher's topic; {id} is its client id, {i} its
 	// index. SubTopic is the subscribers' filter.
 	Topic    string
@@ -94,6 +99,8 @@ func (c *Config) Validate() error {
 		return errors.New("load: give a count, a duration or both")
 	case c.Duration < 0:
 		return errors.New("load: duration must not be negative")
+	case c.Warmup < 0 || (c.Warmup > 0 && c.Duration > 0 && c.Warmup >= c.Duration):
+		return errors.New("load: warmup must be at least 0 and shorter than the duration")
 	case c.QoS == 1 && (c.Inflight < 1 || c.Inflight > 65535):
 		return errors.New("load: inflight must be 1 to 65535")
 	case c.Topic == "" || strings.ContainsAny(c.Topic, "+#"):
@@ -132,6 +139,9 @@ type Result struct {
 	RecvTime   time.Duration // from the start to the last distinct message received
 
 	P50, P99, P999, Max time.Duration // publish (stamp) to receipt, first copies
+	// Steady is the same latency of the messages sent after Config.Warmup;
+	// zero without a warmup.
+	Steady Latency
 
 	Broker   *ProcStats    // nil without a PID
 	LoadCPU  time.Duration // user + system time of this process during the run
@@ -150,6 +160,12 @@ func perSecond(n uint64, d time.Duration) float64 {
 		return 0
 	}
 	return float64(n) / d.Seconds()
+}
+
+// Latency is a set of latency percentiles.
+type Latency struct {
+	P50, P99, P999, Max time.Duration
+	Count               uint64 // messages measured
 }
 
 // run is the shared state of one run.

@@ -101,6 +101,30 @@ func TestRunPacedQoS0(t *testing.T) {
 	}
 }
 
+// With a warmup, the messages sent after it make the steady figures too:
+// about half of a paced run whose first half is warmup.
+func TestRunWarmup(t *testing.T) {
+	m := uplinktest.StartMosquitto(t)
+	c := testConfig(m.Addr())
+	c.Publishers, c.Subscribers, c.Rate, c.Duration, c.Warmup = 2, 1, 1000, 600*time.Millisecond, 300*time.Millisecond
+	res, err := Run(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := res.Steady
+	if res.Received == 0 || st.Count < res.Received*3/10 || st.Count > res.Received*7/10 {
+		t.Errorf("%d of %d received were sent after the warmup; want about half", st.Count, res.Received)
+	}
+	if !(st.P50 > 0 && st.P50 <= st.P99 && st.P99 <= st.P999 && st.P999 <= st.Max && st.Max <= res.Max) {
+		t.Errorf("steady p50 %v p99 %v p999 %v max %v (all: max %v)", st.P50, st.P99, st.P999, st.Max, res.Max)
+	}
+	var out strings.Builder
+	res.Print(&out)
+	if !strings.Contains(out.String(), "steady  p50") {
+		t.Errorf("report lacks the steady latency:\n%s", out.String())
+	}
+}
+
 // TestRunDurationAndCredentials: a broker that wants a password gets the
 // one given (with {id} as the username), refuses a wrong one, and a run
 // bounded by duration stops on time.
@@ -146,6 +170,8 @@ func TestRunDurationAndCredentials(t *testing.T) {
 func TestValidate(t *testing.T) {
 	bad := []func(*Config){
 		func(c *Config) { c.Publishers = 0 },
+		func(c *Config) { c.Warmup = -time.Second },
+		func(c *Config) { c.Duration, c.Warmup = time.Second, time.Second },
 		func(c *Config) { c.QoS = 2 },
 		func(c *Config) { c.Size = 10 },
 		func(c *Config) { c.Count, c.Duration = 0, 0 },

@@ -21,6 +21,10 @@ func (r *Result) Print(w io.Writer) {
 		fmt.Fprintf(w, "received  %10d  %10.0f msg/s over %v (all subscribers)\n", r.Received, r.RecvRate(), round(r.RecvTime))
 		fmt.Fprintf(w, "lost      %10d  of %d expected; duplicates %d, unstamped %d\n", r.Lost, r.Expected, r.Duplicates, r.Unstamped)
 		fmt.Fprintf(w, "latency   p50 %v  p99 %v  p99.9 %v  max %v\n", r.P50, r.P99, r.P999, r.Max)
+		if c.Warmup > 0 {
+			s := r.Steady
+			fmt.Fprintf(w, "  steady  p50 %v  p99 %v  p99.9 %v  max %v (%d sent after the first %v)\n", s.P50, s.P99, s.P999, s.Max, s.Count, c.Warmup)
+		}
 	}
 	if b := r.Broker; b != nil {
 		fmt.Fprintf(w, "broker    pid %d: RSS max %.1f MB, mean %.1f MB, last %.1f MB (%d samples); CPU %v\n",

@@ -20,6 +20,8 @@ type subscriber struct {
 	pubs int // publishers in the run: stamps naming another are foreign
 
 	hist      histogram
+	steady    histogram  // of the messages sent from steadyAt on
+	steadyAt  int64      // unix µs: the end of the warmup; 0 without one
 	seen      [][]uint64 // per publisher, a bit per sequence number
 	received  atomic.Uint64
 	dups      uint64
@@ -76,6 +78,9 @@ func subscribe(c *conn, filter string, qos byte, timeout time.Duration) error {
 
 // recvStart starts the subscriber's goroutine.
 func (s *subscriber) recvStart(r *run) {
+	if r.cfg.Warmup > 0 {
+		s.steadyAt = r.start.Add(r.cfg.Warmup).UnixMicro()
+	}
 	go s.recv(r)
 	go s.c.keepAlive(r.cfg.KeepAlive/2, s.done)
 }
@@ -144,6 +149,9 @@ func (s *subscriber) record(payload []byte) {
 	}
 	bits[w] |= mask
 	s.hist.add(now.UnixMicro() - st.usec)
+	if s.steadyAt > 0 && st.usec >= s.steadyAt {
+		s.steady.add(now.UnixMicro() - st.usec)
+	}
 	s.received.Add(1)
 	s.lastRecv.Store(now.UnixNano())
 	progress.Add(1)
@@ -172,8 +180,9 @@ func (r *run) collect(res *Result, pubs []*publisher, subs []*subscriber) {
 		res.Acked += p.acked.Load()
 		lastSend, lastAck = max(lastSend, p.lastSend.Load()), max(lastAck, p.lastAck.Load())
 	}
-	var h histogram
+	var h, steady histogram
 	for _, s := range subs {
+		steady.merge(&s.steady)
 		res.Received += s.received.Load()
 		res.Duplicates += s.dups
 		res.Unstamped += s.unstamped
@@ -186,6 +195,9 @@ func (r *run) collect(res *Result, pubs []*publisher, subs []*subscriber) {
 		res.Lost = res.Expected - res.Received
 	}
 	res.P50, res.P99, res.P999, res.Max = h.quantile(0.50), h.quantile(0.99), h.quantile(0.999), h.quantile(1)
+	if r.cfg.Warmup > 0 {
+		res.Steady = Latency{steady.quantile(0.50), steady.quantile(0.99), steady.quantile(0.999), steady.quantile(1), steady.n}
+	}
 	r.errMu.Lock()
 	res.Errors = append([]string(nil), r.errs...)
 	r.errMu.Unlock()

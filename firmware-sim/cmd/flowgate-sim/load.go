@@ -48,6 +48,7 @@ func runLoad(args []string) int {
 	fs.DurationVar(&c.SampleEvery, "sample", c.SampleEvery, "how often to sample the broker")
 	fs.DurationVar(&c.Drain, "drain", c.Drain, "after the last publish, wait for acks and messages while they keep coming this often")
 	fs.DurationVar(&c.DrainMax, "drain-max", c.DrainMax, "the longest wait after the last publish")
+	fs.DurationVar(&c.Warmup, "warmup", 0, "also report the latency of the messages sent after this much of the run (steady state)")
 	fs.IntVar(&c.ConnectParallel, "connect-parallel", c.ConnectParallel, "connections opened at once")
 	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to `file`")
 	if err := fs.Parse(args); err != nil {
