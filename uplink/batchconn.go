@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -35,6 +36,7 @@ type batchConn struct {
 	buf   []byte     // written, not yet taken by the flusher
 	spare []byte     // the flusher's previous buffer, to reuse
 	err   error      // the first failed write, or net.ErrClosed after Close
+	seal  bool       // Run is disconnecting: writePublishes refuses
 	kick  chan struct{}
 	done  chan struct{} // closed when the flusher has returned
 }
@@ -88,8 +90,11 @@ func (b *batchConn) writePublishes(batch []outgoing) error {
 	defer b.packet.Unlock()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.err != nil {
+	switch {
+	case b.err != nil:
 		return b.err
+	case b.seal:
+		return errSealed
 	}
 	for _, o := range batch {
 		n := len(b.buf)
@@ -98,6 +103,18 @@ func (b *batchConn) writePublishes(batch []outgoing) error {
 	}
 	b.kickFlusher()
 	return nil
+}
+
+// errSealed: the connection is being closed with a DISCONNECT, after
+// which MQTT allows nothing more.
+var errSealed = errors.New("uplink: the connection is closing")
+
+// sealPublishes makes writePublishes refuse from now on, before Run sends
+// DISCONNECT: a batch the sender took just before it must not follow it.
+func (b *batchConn) sealPublishes() {
+	b.mu.Lock()
+	b.seal = true
+	b.mu.Unlock()
 }
 
 // kickFlusher wakes the flusher. b.mu must be held.
@@ -129,6 +146,7 @@ func (b *batchConn) sendAll() bool {
 			return !failed
 		}
 		b.buf, b.spare = b.spare[:0], nil // never the same array as out
+		b.space.Broadcast()               // the buffer is free while out is sent
 		b.mu.Unlock()
 		_, err := b.Conn.Write(out)
 		b.mu.Lock()

@@ -262,3 +262,29 @@ func TestBatchConnBigWriteKeepsBuffersApart(t *testing.T) {
 		t.Errorf("the broker read %d bytes ending %q; want %d ending %q", len(b), b[max(0, len(b)-6):], len(want), want[len(want)-6:])
 	}
 }
+
+// Once sealed for the DISCONNECT, the connection takes no more publishes
+// from the sender, while paho's own packets (the DISCONNECT) still go.
+func TestBatchConnSealRefusesPublishes(t *testing.T) {
+	client, server := loopback(t)
+	c := newBatchConn(client)
+	pub := []byte{0x32, 0x06, 0x00, 0x01, 't', 0x00, 0x00, 0x00}
+	if err := c.writePublishes([]outgoing{{rec: pub, at: 5, pid: 7}}); err != nil {
+		t.Fatal(err)
+	}
+	c.sealPublishes()
+	if err := c.writePublishes([]outgoing{{rec: pub, at: 5, pid: 8}}); !errors.Is(err, errSealed) {
+		t.Errorf("writePublishes after the seal: %v, want errSealed", err)
+	}
+	if err := packet(c, "\xe0\x00"); err != nil { // DISCONNECT
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(server)
+	want := []byte{0x32, 0x06, 0x00, 0x01, 't', 0x00, 0x07, 0x00, 0xe0, 0x00}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the broker read % x, want % x", got, want)
+	}
+}

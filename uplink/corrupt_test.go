@@ -162,6 +162,69 @@ func TestCorruptRecordHeader(t *testing.T) {
 	}
 }
 
+// TestCorruptRecordPacket: records with a good header whose MQTT packet is
+// damaged (an unknown property, an invalid UTF-8 topic, the QoS flags of
+// QoS 0) are quarantined before they reach the broker. Sent as they are,
+// each would make the broker drop the connection, at every reconnect, with
+// the rest of the queue behind it.
+func TestCorruptRecordPacket(t *testing.T) {
+	evs := makeEvents(50)
+	dir := storeWith(t, evs, uplink.Options{}, "")
+	db, err := badger.Open(uplink.BadgerOptions(dir, testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	damage := map[int]func(rec []byte, props int){
+		5:  func(rec []byte, props int) { rec[props+1] = 0x7f }, // the first property's id: no such property
+		20: func(rec []byte, props int) { rec[props-5] = 0xff }, // the topic's last byte: not UTF-8
+		40: func(rec []byte, _ int) { rec[0] = 0x30 },           // QoS 0
+	}
+	err = db.Update(func(txn *badger.Txn) error {
+		for i, f := range damage {
+			key := recordKey("telemetry", 0, uint64(i+1))
+			item, err := txn.Get(key)
+			if err != nil {
+				return err
+			}
+			val, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			rec := val[9:] // after the stored value's header
+			f(rec, propsAt(rec))
+			if err := txn.Set(key, val); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := db.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+	var want []*event.Event
+	for i, ev := range evs {
+		if damage[i] == nil {
+			want = append(want, ev)
+		}
+	}
+	u, c := deliverFrom(t, dir, uplink.Options{})
+	checkDelivered(t, want, c.WaitN(t, len(want), waitTimeout))
+	if s := settle(t, u); s.Queued != 0 || s.Quarantined != 3 || u.Reconnects() != 0 {
+		t.Errorf("Stats = %+v, %d reconnects; want nothing queued, 3 quarantined, no reconnect", s, u.Reconnects())
+	}
+}
+
+// propsAt is the offset of a PUBLISH's property length, a single byte in
+// the test's events: past the fixed header, the topic and the packet id.
+func propsAt(rec []byte) int {
+	i := 1
+	for rec[i]&0x80 != 0 {
+		i++
+	}
+	i++
+	return i + 2 + (int(rec[i])<<8 | int(rec[i+1])) + 2
+}
+
 // recordKey is a record's key: 'r' len(class) class seg(4) seq(8).
 func recordKey(class string, seg uint32, seq uint64) []byte {
 	k := append([]byte{'r', byte(len(class))}, class...)

@@ -39,6 +39,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 	}
 	// autopaho stops when told to by Disconnect below, not on its own when
 	// ctx ends, so that there is one way down and it is logged as such.
+	u.pinger = &keepAlive{} // told of the sender's writes too (pinger.go)
 	cm, err := autopaho.NewConnection(context.WithoutCancel(ctx), u.clientConfig())
 	if err != nil {
 		return fmt.Errorf("uplink: %w", err)
@@ -54,6 +55,9 @@ func (u *Uplink) Run(ctx context.Context) error {
 	u.stopping = true
 	close(stopSend) // the sender takes no more records, and returns once
 	// its last batch is written, or failed as Disconnect closed the connection
+	if u.conn != nil {
+		u.conn.sealPublishes() // nothing may follow the DISCONNECT
+	}
 	timeout := u.opts.ConnectTimeout
 	if !u.stopBy.IsZero() {
 		// Close's caller has a deadline (the gateway's shutdown timeout):
@@ -162,8 +166,9 @@ func (u *Uplink) clientConfig() autopaho.ClientConfig {
 		ConnectUsername: u.opts.Username,
 		ConnectPassword: []byte(u.opts.Password),
 		ClientConfig: paho.ClientConfig{
-			ClientID: u.opts.ClientID,
-			Session:  newSessionHooks(u),
+			ClientID:    u.opts.ClientID,
+			Session:     newSessionHooks(u),
+			PingHandler: u.pinger,
 		},
 	}
 	return cfg

@@ -33,7 +33,8 @@ import (
 
 // maxTake is the most records the sender takes from the window at once:
 // enough that a busy link gets batches, few enough that the Uplink's lock
-// is held briefly.
+// is held briefly. A batch also ends once it holds maxBatch bytes, so that
+// the connection's buffer stays near its bound with large events.
 const maxTake = 64
 
 // outgoing is one record taken for sending, with its packet id.
@@ -57,9 +58,12 @@ func (u *Uplink) sendLoop(stop <-chan struct{}) {
 			}
 		}
 		if err := conn.writePublishes(batch); err != nil {
-			// The connection is failing; paho's reader sees it too and
-			// autopaho reconnects. Nothing more goes to this one.
+			// The connection is failing (paho's reader sees it too and
+			// autopaho reconnects) or Run is saying goodbye on it. Nothing
+			// more goes to this one.
 			u.abandon(epoch)
+		} else if u.pinger != nil {
+			u.pinger.PacketSent() // a busy link needs no PINGREQ
 		}
 		clear(batch) // the records may be deleted meanwhile: hold none
 	}
@@ -76,12 +80,12 @@ func (u *Uplink) take(batch *[]outgoing) (*batchConn, uint64, <-chan struct{}) {
 		return nil, 0, u.work.wait()
 	}
 	now := time.Now()
-	for len(*batch) < maxTake {
+	for size := 0; len(*batch) < maxTake && size < maxBatch; {
 		id, rec, ok := u.nextToSend(now)
 		if !ok {
 			break
 		}
-		at, ok := packetIDOffset(rec)
+		at, ok := checkPublish(rec)
 		if !ok {
 			u.ob.quarantine(id, errUnparsable)
 			u.space.notify()
@@ -92,6 +96,7 @@ func (u *Uplink) take(batch *[]outgoing) (*batchConn, uint64, <-chan struct{}) {
 			u.stats.Resent++
 		}
 		*batch = append(*batch, outgoing{rec: rec, at: at, pid: pid})
+		size += len(rec)
 	}
 	if len(*batch) == 0 {
 		if u.win.held {
@@ -123,34 +128,4 @@ func (u *Uplink) nextToSend(now time.Time) (uint64, []byte, bool) {
 			"bytes", len(rec), "maximum_packet_size", u.maxPacket)
 		u.drop(id, DropTooLarge)
 	}
-}
-
-// packetIDOffset finds where the packet id sits in rec, a QoS 1 PUBLISH as
-// encode made it: after the fixed header (one byte, then the remaining
-// length in 1 to 4 bytes) and the topic (a 2-byte length, then the name).
-// It reports false for anything else, which only a damaged store explains.
-func packetIDOffset(rec []byte) (int, bool) {
-	if len(rec) < 2 || rec[0]>>4 != 3 || (rec[0]>>1)&3 != 1 {
-		return 0, false
-	}
-	n, i := 0, 1
-	for shift := 0; ; shift += 7 {
-		if i >= len(rec) || i > 4 {
-			return 0, false
-		}
-		b := rec[i]
-		i++
-		n |= int(b&0x7f) << shift
-		if b&0x80 == 0 {
-			break
-		}
-	}
-	if n != len(rec)-i || n < 2 {
-		return 0, false
-	}
-	at := i + 2 + (int(rec[i])<<8 | int(rec[i+1]))
-	if at+2 > len(rec) {
-		return 0, false
-	}
-	return at, true
 }

@@ -30,7 +30,7 @@ func (s *sessionHooks) ConAckReceived(w io.Writer, cp *packets.Connect, ca *pack
 	if err := s.State.ConAckReceived(w, cp, ca); err != nil {
 		return err
 	}
-	recvMax, maxPacket := maxUint16, 0 // MQTT's defaults when the properties are absent
+	recvMax, maxPacket, qos0 := maxUint16, 0, false // MQTT's defaults when the properties are absent
 	if p := ca.Properties; p != nil {
 		if p.ReceiveMaximum != nil {
 			recvMax = int(*p.ReceiveMaximum)
@@ -38,8 +38,9 @@ func (s *sessionHooks) ConAckReceived(w io.Writer, cp *packets.Connect, ca *pack
 		if p.MaximumPacketSize != nil {
 			maxPacket = int(*p.MaximumPacketSize)
 		}
+		qos0 = p.MaximumQOS != nil && *p.MaximumQOS == 0
 	}
-	s.u.connUp(recvMax, maxPacket)
+	s.u.connUp(recvMax, maxPacket, qos0)
 	return nil
 }
 
@@ -61,12 +62,21 @@ func (s *sessionHooks) PacketReceived(cp *packets.ControlPacket, pubs chan<- *pa
 	return s.State.PacketReceived(cp, pubs)
 }
 
-// connUp opens the window for a new connection.
-func (u *Uplink) connUp(recvMax, maxPacket int) {
+// connUp opens the window for a new connection. A broker that takes only
+// QoS 0 gets nothing: the uplink publishes at QoS 1 so that an event leaves
+// the outbox only on the broker's PUBACK, and a QoS 1 PUBLISH would make it
+// drop the connection, again at every reconnect. The window stays shut and
+// the events stay queued until the broker is configured otherwise.
+func (u *Uplink) connUp(recvMax, maxPacket int, qos0 bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.maxPacket = maxPacket
 	size := min(u.opts.MaxInflight, recvMax)
+	if qos0 {
+		size = 0
+		u.log.Error("the broker accepts only QoS 0 (CONNACK Maximum QoS 0); events stay queued, as they are published at QoS 1",
+			"url", u.broker.Redacted(), "queued", u.ob.Len())
+	}
 	u.epoch++
 	u.connected = true
 	u.connectedAt = time.Now()

@@ -85,6 +85,7 @@ type Uplink struct {
 	space       signal     // wakes Enqueue and Close: the queue shrank or Run ended
 	conn        *batchConn // the connection of the latest attempt (sender.go)
 	deadEpoch   uint64     // the sender's writes failed on this connection
+	pinger      *keepAlive // the keep alive of Run's connections
 	stats       Stats
 
 	stop     chan struct{} // closed by Close: Run returns

@@ -313,3 +313,22 @@ func TestRunStopsOnCancel(t *testing.T) {
 		t.Errorf("still connected after Run returned")
 	}
 }
+
+// TestBrokerWithMaximumQoS0: a broker that takes only QoS 0 is sent
+// nothing. The window stays shut and the events stay queued, instead of each
+// QoS 1 publish making the broker drop the connection, at every reconnect.
+func TestBrokerWithMaximumQoS0(t *testing.T) {
+	m := uplinktest.StartMosquitto(t, "max_qos 0")
+	u := newUplink(t, uplink.Options{URL: m.URL()})
+	enqueueAll(t, u, makeEvents(5))
+	run(t, u)
+	eventually(t, "connection", func() bool { return u.Stats().Connected })
+	if w, s := uplink.WindowSize(u), u.Stats(); w != 0 || s.Queued != 5 || s.Inflight != 0 || u.Reconnects() != 0 {
+		t.Errorf("window %d, %d queued, %d in flight, %d reconnects; want 0, 5, 0, 0", w, s.Queued, s.Inflight, u.Reconnects())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := u.Close(ctx); !errors.Is(err, uplink.ErrUndelivered) {
+		t.Errorf("Close: %v, want the 5 events undelivered", err)
+	}
+}
