@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/flowgate/flowgate/firmware-sim/load"
@@ -45,10 +46,16 @@ type Options struct {
 	FootprintRate    float64 // msg/s per device
 	FootprintTime    time.Duration
 
+	// Only names the phases to run, of Phases; empty: all of them.
+	Only []string
+
 	GoBench    string // `go test -bench` output to take the outbox figures from; empty: none
 	ProfileDir string // where to write the gateway's CPU and heap profiles; empty: none
 	Log        io.Writer
 }
+
+// Phases are the harness's runs, in the order they run.
+var Phases = []string{"idle", "ingest", "latency", "footprint"}
 
 // Full is the size `make bench` runs: about three minutes.
 func Full() Options {
@@ -87,6 +94,11 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	for _, name := range o.Only {
+		if !slices.Contains(Phases, name) {
+			return nil, fmt.Errorf("bench: no phase %q (phases: %s)", name, strings.Join(Phases, ", "))
+		}
+	}
 	h := &harness{o: o, rep: &Report{}}
 	if h.mosq, err = findMosquitto(o.Mosquitto); err != nil {
 		return nil, err
@@ -108,8 +120,12 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	if h.cloud, h.cloudAd, err = startMosquitto(ctx, h.mosq, h.dir, "mosquitto (cloud)"); err != nil {
 		return nil, err
 	}
-	for _, phase := range []func(context.Context) error{h.idle, h.ingest, h.latency, h.footprint} {
-		if err := phase(ctx); err != nil {
+	phases := map[string]func(context.Context) error{"idle": h.idle, "ingest": h.ingest, "latency": h.latency, "footprint": h.footprint}
+	for _, name := range Phases {
+		if len(o.Only) > 0 && !slices.Contains(o.Only, name) {
+			continue
+		}
+		if err := phases[name](ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -218,6 +234,11 @@ func (h *harness) idle(ctx context.Context) error {
 
 // ingest alternates mosquitto and flowgate under the same load.
 func (h *harness) ingest(ctx context.Context) error {
+	if h.gw == nil { // the idle phase did not run
+		if err := h.restartGateway(ctx); err != nil {
+			return err
+		}
+	}
 	var ratios, recvRatios []float64
 	var cpuShare float64
 	for round := 1; round <= h.o.Rounds; round++ {

@@ -93,6 +93,21 @@ func TestShortRun(t *testing.T) {
 	for _, p := range childPIDs(t) {
 		t.Errorf("process %d still running after Run", p)
 	}
+
+	// One phase alone: its rows and no others; an unknown phase is refused.
+	o.Only, o.Dir, o.GoBench, o.ProfileDir = []string{"latency"}, "", "", ""
+	if rep, err = Run(ctx, o); err != nil {
+		t.Fatalf("-only latency: %v\nprogress:\n%s", err, progress.String())
+	}
+	out.Reset()
+	rep.Markdown(&out)
+	if s := out.String(); !strings.Contains(s, "latency device → cloud") || strings.Contains(s, "ingest") || strings.Contains(s, "RSS") {
+		t.Errorf("-only latency reported:\n%s", s)
+	}
+	o.Only = []string{"latency", "warp"}
+	if _, err := Run(ctx, o); err == nil || !strings.Contains(err.Error(), `no phase "warp"`) {
+		t.Errorf("-only with an unknown phase: %v", err)
+	}
 }
 
 // childPIDs lists this process's children still running (not zombies).

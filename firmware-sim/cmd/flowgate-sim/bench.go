@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/flowgate/flowgate/firmware-sim/bench"
@@ -29,6 +30,7 @@ func runBench(args []string) int {
 	gobench := fs.String("gobench", "", "`go test -bench` output to take the outbox figures from")
 	profiles := fs.String("profile", "", "write the gateway's CPU and heap profiles of ingest round 1 into `dir`")
 	rounds := fs.Int("rounds", 0, "ingest rounds, each mosquitto then flowgate (default 3; -short 1)")
+	only := fs.String("only", "", "run only these phases, comma-separated, of "+strings.Join(bench.Phases, ", ")+" (default all)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -39,6 +41,9 @@ func runBench(args []string) int {
 		o.Rounds = *rounds
 	}
 	o.Flowgate, o.Config, o.Mosquitto, o.GoBench, o.ProfileDir, o.Log = *flowgate, *config, *mosq, *gobench, *profiles, os.Stderr
+	if *only != "" {
+		o.Only = strings.Split(*only, ",")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	rep, err := bench.Run(ctx, o)
