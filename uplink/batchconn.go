@@ -18,8 +18,10 @@ import (
 // A write that fails is reported by the next Write, and the flusher closes
 // the connection so that paho's reader fails too and autopaho reconnects;
 // the outbox resends whatever was not acknowledged, so nothing is lost with
-// the buffer. The buffer is bounded: a Write waits while maxBatch bytes are
-// pending, as a socket's send buffer makes it wait.
+// the buffer. The buffer is bounded: a Write, or a batch of publishes, waits
+// while maxBatch bytes or more wait to be taken, as a socket's send buffer
+// makes it wait; with what the flusher is sending, at most about three
+// times maxBatch is held.
 //
 // batchConn is also the sync.Locker paho holds around a packet's Writes
 // (its header, properties and payload go in separate Writes), so that

@@ -13,12 +13,15 @@ import (
 // line again after every reconnect, holding up everything behind it. A
 // record that fails is quarantined instead.
 //
-// It reads the fixed header (the type and QoS, then the remaining length,
-// which must match the record), the topic (valid UTF-8, without
-// wildcards), the packet id, and each property a client may send in a
-// PUBLISH, by its MQTT v5 type; nothing is allocated.
+// It reads the fixed header (the type and flags encode sets, then the
+// remaining length, which must match the record and be minimally encoded),
+// the topic (a string as mqttString allows, without wildcards), the packet
+// id, and the properties encode writes (content type, user properties) or a
+// payload format indicator; nothing is allocated. It is stricter than MQTT
+// where brokers are: mosquitto drops the connection on a control character
+// in a string, or on an overlong length.
 func checkPublish(rec []byte) (at int, ok bool) {
-	if len(rec) < 2 || rec[0]>>4 != 3 || (rec[0]>>1)&3 != 1 {
+	if len(rec) < 2 || rec[0] != 0x32 { // PUBLISH, QoS 1, neither DUP nor RETAIN, as encode makes it
 		return 0, false
 	}
 	n, i, ok := readVBI(rec, 1)
@@ -44,50 +47,36 @@ func checkPublish(rec []byte) (at int, ok bool) {
 	return at, true
 }
 
-// PUBLISH properties a client may send (MQTT v5, 3.3.2.3).
+// The PUBLISH properties a record may carry: those encode writes, and the
+// payload format indicator.
 const (
-	propPayloadFormat   = 0x01
-	propMessageExpiry   = 0x02
-	propContentType     = 0x03
-	propResponseTopic   = 0x08
-	propCorrelationData = 0x09
-	propTopicAlias      = 0x23
-	propUser            = 0x26
+	propPayloadFormat = 0x01
+	propContentType   = 0x03
+	propUser          = 0x26
 )
 
 // checkProperties walks a PUBLISH's properties; utf8Payload reports a
 // payload format indicator of 1, which obliges the payload to be UTF-8.
 func checkProperties(p []byte) (utf8Payload, ok bool) {
-	var seen uint64 // properties that may appear at most once
+	var seen [2]bool // the payload format indicator and the content type, each at most once
 	for i := 0; i < len(p); {
 		id := p[i]
 		i++
-		if id != propUser {
-			if id >= 64 || seen&(1<<id) != 0 {
-				return false, false
-			}
-			seen |= 1 << id
-		}
 		switch id {
 		case propPayloadFormat:
-			if i >= len(p) || p[i] > 1 {
+			if seen[0] || i >= len(p) || p[i] > 1 {
 				return false, false
 			}
-			utf8Payload = p[i] == 1
+			seen[0], utf8Payload = true, p[i] == 1
 			i++
-		case propMessageExpiry:
-			i += 4
-		case propTopicAlias:
-			i += 2
-		case propContentType, propResponseTopic:
+		case propContentType:
+			if seen[1] {
+				return false, false
+			}
+			seen[1] = true
 			if _, i, ok = readString(p, i); !ok {
 				return false, false
 			}
-		case propCorrelationData:
-			if i+2 > len(p) {
-				return false, false
-			}
-			i += 2 + (int(p[i])<<8 | int(p[i+1]))
 		case propUser:
 			if _, i, ok = readString(p, i); !ok {
 				return false, false
@@ -96,9 +85,6 @@ func checkProperties(p []byte) (utf8Payload, ok bool) {
 				return false, false
 			}
 		default:
-			return false, false
-		}
-		if i > len(p) {
 			return false, false
 		}
 	}
@@ -116,6 +102,9 @@ func readVBI(b []byte, i int) (n, next int, ok bool) {
 		i++
 		n |= int(c&0x7f) << shift
 		if c&0x80 == 0 {
+			if c == 0 && shift > 0 {
+				return 0, 0, false // overlong: a shorter encoding exists
+			}
 			return n, i, true
 		}
 	}
@@ -123,7 +112,7 @@ func readVBI(b []byte, i int) (n, next int, ok bool) {
 }
 
 // readString reads a UTF-8 string (a 2-byte length, then the bytes) at
-// b[i:]; MQTT forbids invalid UTF-8 and the null character in it.
+// b[i:], which must be one mqttString allows.
 func readString(b []byte, i int) (s []byte, next int, ok bool) {
 	if i+2 > len(b) {
 		return nil, 0, false
@@ -134,8 +123,30 @@ func readString(b []byte, i int) (s []byte, next int, ok bool) {
 		return nil, 0, false
 	}
 	s = b[i : i+n]
-	if !utf8.Valid(s) || bytes.IndexByte(s, 0) >= 0 {
+	if !mqttString(s) {
 		return nil, 0, false
 	}
 	return s, i + n, true
+}
+
+// mqttString reports whether s may be an MQTT UTF-8 string as brokers take
+// them (MQTT v5 1.5.4): valid UTF-8 without the null character, control
+// characters (U+0001–U+001F, U+007F–U+009F) or non-characters, which a
+// receiver may treat as malformed, and mosquitto does.
+func mqttString(s []byte) bool {
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				return false
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		if n <= 1 || r <= 0x9f || (r >= 0xfdd0 && r <= 0xfdef) || r&0xfffe == 0xfffe {
+			return false
+		}
+		i += n
+	}
+	return true
 }

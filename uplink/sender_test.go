@@ -3,12 +3,14 @@ package uplink
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/flowgate/flowgate/event"
+	"github.com/flowgate/flowgate/uplink/uplinktest"
 )
 
 // checkPublish accepts records of every size encode makes
@@ -61,6 +63,15 @@ func TestCheckPublishRefuses(t *testing.T) {
 		"property past end":  {0x32, 0x08, 0x00, 0x01, 't', 0x00, 0x01, 0x02, 0x23, 0x00},
 		"content type twice": {0x32, 0x0c, 0x00, 0x01, 't', 0x00, 0x01, 0x06, 0x03, 0x00, 0x00, 0x03, 0x00, 0x00},
 		"bad utf-8 payload":  {0x32, 0x09, 0x00, 0x01, 't', 0x00, 0x01, 0x02, 0x01, 0x01, 0xff},
+		"retain":             {0x33, 0x06, 0x00, 0x01, 't', 0x00, 0x01, 0x00},
+		"control in topic":   {0x32, 0x06, 0x00, 0x01, 0x01, 0x00, 0x01, 0x00},
+		"U+0085 in topic":    {0x32, 0x07, 0x00, 0x02, 0xc2, 0x85, 0x00, 0x01, 0x00},
+		"U+FFFF in topic":    {0x32, 0x08, 0x00, 0x03, 0xef, 0xbf, 0xbf, 0x00, 0x01, 0x00},
+		"control in a user property": {0x32, 0x0e, 0x00, 0x01, 't', 0x00, 0x01, 0x08,
+			0x26, 0x00, 0x02, 'i', 'd', 0x00, 0x01, 0x1f},
+		"topic alias":         {0x32, 0x09, 0x00, 0x01, 't', 0x00, 0x01, 0x03, 0x23, 0x00, 0x01},
+		"overlong length":     {0x32, 0x86, 0x00, 0x00, 0x01, 't', 0x00, 0x01, 0x00},
+		"overlong properties": {0x32, 0x07, 0x00, 0x01, 't', 0x00, 0x01, 0x80, 0x00},
 	} {
 		if at, ok := checkPublish(rec); ok {
 			t.Errorf("%s: found a packet id at %d in % x", name, at, rec)
@@ -111,9 +122,10 @@ func TestFreePID(t *testing.T) {
 	}
 }
 
-// The keep alive pings a link that sent nothing for a period, takes any
-// packet back as the answer, and gives up 1.5 periods after an unanswered
-// PINGREQ.
+// The keep alive pings a link that sent nothing for three quarters of a
+// period (so that, checked every quarter, it never waits a whole period),
+// takes any packet back as the answer, and gives up 1.5 periods after an
+// unanswered PINGREQ.
 func TestKeepAliveCheck(t *testing.T) {
 	const period = 10 * time.Second
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
@@ -125,14 +137,92 @@ func TestKeepAliveCheck(t *testing.T) {
 			t.Fatalf("at %v: ping %v, err %v; want %v, %v", at, ping, err, wantPing, wantErr)
 		}
 	}
-	step(9*time.Second, false, nil)
-	k.lastSent = t0.Add(9 * time.Second) // a publish went out
-	step(18*time.Second, false, nil)
-	step(19*time.Second, true, nil) // nothing sent for a period
-	step(25*time.Second, false, nil)
-	k.lastRecv = t0.Add(26 * time.Second) // a PUBACK answers as well as a PINGRESP
-	step(28*time.Second, false, nil)
-	step(29*time.Second, true, nil)
-	step(43*time.Second, false, nil)
-	step(44*time.Second, false, errNoReply) // 15 s after the PINGREQ, nothing came back
+	step(7*time.Second, false, nil)
+	k.lastSent = t0.Add(7 * time.Second) // a publish went out
+	step(14*time.Second, false, nil)
+	step(15*time.Second, true, nil) // nothing sent for 8 s
+	step(20*time.Second, false, nil)
+	k.lastRecv = t0.Add(21 * time.Second) // a PUBACK answers as well as a PINGRESP
+	step(22*time.Second, false, nil)
+	step(23*time.Second, true, nil)
+	step(37*time.Second, false, nil)
+	step(38*time.Second, false, errNoReply) // 15 s after the PINGREQ, nothing came back
+}
+
+// What checkPublish accepts, mosquitto takes: each record it lets through
+// is published on a raw connection and must be answered with a PUBACK, not
+// a DISCONNECT. The cases are those a damaged record or an odd event could
+// produce; encode's own records are among them.
+func TestCheckPublishAgreesWithMosquitto(t *testing.T) {
+	m := uplinktest.StartMosquitto(t)
+	u, err := New(Options{URL: m.URL(), Topic: "gw/{subject}"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := u.encode(&event.Event{ID: "e-1", Source: "s", Type: "t", Subject: "truck-7", Data: []byte(`{"v":1}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	str := func(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
+	publish := func(topic string, props ...byte) []byte {
+		body := append(append(str(topic), 0, 0, byte(len(props))), props...)
+		body = append(body, "{}"...)
+		return append([]byte{0x32, byte(len(body))}, body...)
+	}
+	id := append(append([]byte{0x26}, str("id")...), str("x")...)
+	cases := map[string][]byte{
+		"encoded":           good,
+		"plain":             publish("gw/ok", id...),
+		"control in topic":  publish("gw/a\x01b", id...),
+		"U+0085 in topic":   publish("gw/a\u0085b", id...),
+		"U+FFFF in topic":   publish("gw/a\uffffb", id...),
+		"control in the id": publish("gw/ok", append(append([]byte{0x26}, str("id")...), str("x\x1f")...)...),
+		"topic alias 0":     publish("gw/ok", append([]byte{0x23, 0, 0}, id...)...),
+		"topic alias 500":   publish("gw/ok", append([]byte{0x23, 0x01, 0xf4}, id...)...),
+	}
+	accepted := 0
+	for name, rec := range cases {
+		at, ok := checkPublish(rec)
+		if !ok {
+			continue
+		}
+		accepted++
+		rec = bytes.Clone(rec)
+		rec[at], rec[at+1] = 0, 1
+		if reply := publishRaw(t, m.Addr(), rec); reply != packets.PUBACK {
+			t.Errorf("%s: checkPublish accepts it, mosquitto answers packet type %d", name, reply)
+		}
+	}
+	if accepted != 2 {
+		t.Errorf("checkPublish accepted %d of the records, want the 2 good ones", accepted)
+	}
+}
+
+// publishRaw connects to addr as an MQTT v5 client, writes rec and returns
+// the type of the broker's answer (0 if it closed the connection).
+func publishRaw(t *testing.T, addr string, rec []byte) byte {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	cp := packets.NewControlPacket(packets.CONNECT)
+	c := cp.Content.(*packets.Connect)
+	c.ProtocolName, c.ProtocolVersion, c.CleanStart, c.KeepAlive = "MQTT", 5, true, 30
+	if _, err := cp.WriteTo(conn); err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := packets.ReadPacket(conn); err != nil || ack.Type != packets.CONNACK {
+		t.Fatalf("CONNACK: %v, %v", ack, err)
+	}
+	if _, err := conn.Write(rec); err != nil {
+		return 0
+	}
+	got, err := packets.ReadPacket(conn)
+	if err != nil {
+		return 0
+	}
+	return got.Type
 }

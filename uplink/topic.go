@@ -80,8 +80,10 @@ func topicProblem(s string) string {
 		return fmt.Sprintf("longer than MQTT's %d bytes", maxUint16)
 	case !utf8.ValidString(s):
 		return "not valid UTF-8"
-	case strings.ContainsAny(s, "+#\x00"):
-		return "wildcards (+, #) and NUL are not allowed in a published topic"
+	case strings.ContainsAny(s, "+#"):
+		return "wildcards (+, #) are not allowed in a published topic"
+	case !mqttString([]byte(s)):
+		return "control characters and Unicode non-characters are not allowed (brokers refuse them)"
 	case s[0] == '$':
 		return "topics starting with $ are reserved for the broker"
 	}

@@ -278,6 +278,10 @@ func TestEnqueueRejectsInvalidEvents(t *testing.T) {
 		"empty topic":      {ID: "1", Source: "/s", Type: "t"},
 		"wildcard subject": {ID: "1", Source: "/s", Type: "t", Subject: "a/+"},
 		"reserved topic":   {ID: "1", Source: "/s", Type: "t", Subject: "$SYS"},
+		// Brokers drop the connection on these, at every resend.
+		"control character in the topic": {ID: "1", Source: "/s", Type: "t", Subject: "truck\x01"},
+		"non-character in the topic":     {ID: "1", Source: "/s", Type: "t", Subject: "a\uffff"},
+		"control character in the id":    {ID: "1\x1f", Source: "/s", Type: "t", Subject: "a"},
 	} {
 		if err := u.Enqueue(ctx, ev); !errors.Is(err, uplink.ErrInvalidEvent) {
 			t.Errorf("%s: Enqueue = %v, want ErrInvalidEvent", name, err)
