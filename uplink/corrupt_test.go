@@ -126,11 +126,7 @@ func TestCorruptRecordHeader(t *testing.T) {
 	evs := makeEvents(300)
 	dir := storeWith(t, evs, uplink.Options{}, "")
 	bad := map[int][]byte{10: {9, 0, 0, 0, 0, 0, 0, 0, 1, 0x30}, 150: {1, 2}, 299: nil}
-	db, err := badger.Open(uplink.BadgerOptions(dir, testLogger(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(txn *badger.Txn) error {
+	editStore(t, dir, func(txn *badger.Txn) error {
 		for i, v := range bad {
 			if err := txn.Set(recordKey("telemetry", 0, uint64(i+1)), v); err != nil {
 				return err
@@ -138,15 +134,7 @@ func TestCorruptRecordHeader(t *testing.T) {
 		}
 		return nil
 	})
-	if cerr := db.Close(); err != nil || cerr != nil {
-		t.Fatal(err, cerr)
-	}
-	var want []*event.Event
-	for i, ev := range evs {
-		if _, ok := bad[i]; !ok {
-			want = append(want, ev)
-		}
-	}
+	want := except(evs, func(i int) bool { _, ok := bad[i]; return ok })
 	u, c := deliverFrom(t, dir, uplink.Options{})
 	checkDelivered(t, want, c.WaitN(t, len(want), waitTimeout))
 	if s := settle(t, u); s.Queued != 0 || s.Quarantined != 3 {
@@ -156,7 +144,7 @@ func TestCorruptRecordHeader(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	var q []uplink.Quarantined
-	err = uplink.ReadStoreQuarantine(dir, func(r uplink.Quarantined) error { q = append(q, r); return nil })
+	err := uplink.ReadStoreQuarantine(dir, func(r uplink.Quarantined) error { q = append(q, r); return nil })
 	if err != nil || len(q) != 3 || string(q[0].Value) != string(bad[10]) {
 		t.Errorf("ReadQuarantine: %d records (%v), want the 3 bad ones as they were", len(q), err)
 	}
@@ -170,16 +158,12 @@ func TestCorruptRecordHeader(t *testing.T) {
 func TestCorruptRecordPacket(t *testing.T) {
 	evs := makeEvents(50)
 	dir := storeWith(t, evs, uplink.Options{}, "")
-	db, err := badger.Open(uplink.BadgerOptions(dir, testLogger(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	damage := map[int]func(rec []byte, props int){
 		5:  func(rec []byte, props int) { rec[props+1] = 0x7f }, // the first property's id: no such property
 		20: func(rec []byte, props int) { rec[props-5] = 0xff }, // the topic's last byte: not UTF-8
 		40: func(rec []byte, _ int) { rec[0] = 0x30 },           // QoS 0
 	}
-	err = db.Update(func(txn *badger.Txn) error {
+	editStore(t, dir, func(txn *badger.Txn) error {
 		for i, f := range damage {
 			key := recordKey("telemetry", 0, uint64(i+1))
 			item, err := txn.Get(key)
@@ -198,20 +182,36 @@ func TestCorruptRecordPacket(t *testing.T) {
 		}
 		return nil
 	})
-	if cerr := db.Close(); err != nil || cerr != nil {
-		t.Fatal(err, cerr)
-	}
-	var want []*event.Event
-	for i, ev := range evs {
-		if damage[i] == nil {
-			want = append(want, ev)
-		}
-	}
+	want := except(evs, func(i int) bool { return damage[i] != nil })
 	u, c := deliverFrom(t, dir, uplink.Options{})
 	checkDelivered(t, want, c.WaitN(t, len(want), waitTimeout))
 	if s := settle(t, u); s.Queued != 0 || s.Quarantined != 3 || u.Reconnects() != 0 {
 		t.Errorf("Stats = %+v, %d reconnects; want nothing queued, 3 quarantined, no reconnect", s, u.Reconnects())
 	}
+}
+
+// editStore changes the store in dir, closed, in one Badger transaction.
+func editStore(t *testing.T, dir string, edit func(txn *badger.Txn) error) {
+	t.Helper()
+	db, err := badger.Open(uplink.BadgerOptions(dir, testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(edit)
+	if cerr := db.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+}
+
+// except is evs without those whose index drop reports.
+func except(evs []*event.Event, drop func(i int) bool) []*event.Event {
+	var out []*event.Event
+	for i, ev := range evs {
+		if !drop(i) {
+			out = append(out, ev)
+		}
+	}
+	return out
 }
 
 // propsAt is the offset of a PUBLISH's property length, a single byte in
