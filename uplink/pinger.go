@@ -13,10 +13,11 @@ import (
 
 // keepAlive is the uplink's MQTT keep alive (a paho.Pinger). MQTT asks a
 // client to send something at least once per keep alive period; when
-// nothing else went out for three quarters of it, it sends a PINGREQ. It judges the
-// connection by what comes back: any packet, a PINGRESP or a PUBACK, proves
-// the broker is there. The connection is given up when a PINGREQ was sent
-// and nothing at all arrived for one and a half periods since.
+// nothing else went out for three quarters of it, this sends a PINGREQ. It
+// judges the connection by what comes back: any packet, a PINGRESP or a
+// PUBACK, proves the broker is there. The connection is given up when a
+// PINGREQ was sent and nothing at all arrived for one and a half periods
+// since.
 //
 // paho's own pinger gives up when the PINGRESP itself takes longer than one
 // period. On a slow link that is wrong: the PINGREQ waits in the send

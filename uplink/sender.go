@@ -7,8 +7,8 @@ import (
 // How events reach the wire, and why it is built this way.
 //
 // autopaho runs the connection: it dials through attempt (run.go), sends
-// CONNECT, reads every packet the broker sends, pings, reconnects with
-// backoff and says DISCONNECT at the end. Publishing is left out of it. An
+// CONNECT, reads every packet the broker sends, runs the keep alive
+// (pinger.go), reconnects with backoff and says DISCONNECT at the end. Publishing is left out of it. An
 // outbox record is already a complete MQTT v5 PUBLISH packet (encode.go);
 // handing it to paho meant parsing it back into a packets.Publish (about
 // 12 KB of garbage per event) and encoding it again, and autopaho's publish
@@ -19,9 +19,10 @@ import (
 // with only the packet id filled in. It is one goroutine, owned by Run,
 // that takes records oldest first, lane by lane, while the window (window.go)
 // has room: at most min(MaxInflight, Receive Maximum) publishes are awaiting
-// a PUBACK. It gives each a packet id not in flight, records it in the
-// window, and only then writes it, so that no PUBACK can come back for an id
-// the window does not know. sessionHooks (session.go) sees the PUBACKs paho
+// a PUBACK. It checks each record is a packet the broker will take
+// (packetcheck.go; a damaged one is quarantined), gives it a packet id not
+// in flight, records it in the window, and only then writes it, so that no
+// PUBACK can come back for an id the window does not know. sessionHooks (session.go) sees the PUBACKs paho
 // reads and the connection going up and down.
 //
 // The outbox, not the connection, is the record of what is undelivered: a
