@@ -81,7 +81,7 @@ type uplinkCollector struct {
 var uplinkDescs = struct {
 	connected, forwarded, enqueued, resent, queued, inflight, syncs, slow,
 	queuedBytes, classEvents, classBytes, oldest, dropped, quarantined,
-	reconnects, stalls, storeBytes *prometheus.Desc
+	reconnects, stalls, storeBytes, commitTimes, ackTimes *prometheus.Desc
 }{
 	connected:   desc("flowgate_uplink_connected", "1 while the uplink is connected to the cloud broker."),
 	forwarded:   desc("flowgate_events_forwarded_total", "Events the cloud broker acknowledged."),
@@ -100,6 +100,8 @@ var uplinkDescs = struct {
 	reconnects:  desc("flowgate_uplink_reconnects_total", "Connections to the cloud broker established after the first."),
 	stalls:      desc("flowgate_uplink_stalls_total", "Connections dropped by the watchdog: events in flight, no acknowledgement for uplink.stall_timeout."),
 	storeBytes:  desc("flowgate_outbox_disk_bytes", "Size of the outbox store on disk at the last measurement."),
+	commitTimes: desc("flowgate_outbox_commit_seconds", "How long the durable outbox's group commits (write and fsync) took."),
+	ackTimes:    desc("flowgate_uplink_ack_seconds", "From an event's publish to the cloud broker's acknowledgement."),
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -140,6 +142,15 @@ func (c *uplinkCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(d.reconnects, s.Reconnects)
 	counter(d.stalls, s.Stalls)
 	gauge(d.storeBytes, float64(s.StoreBytes))
+	histogram := func(desc *prometheus.Desc, l uplink.Latency) {
+		buckets := make(map[float64]uint64, len(uplink.LatencyBounds))
+		for i, b := range uplink.LatencyBounds {
+			buckets[b.Seconds()] = l.Counts[i]
+		}
+		ch <- prometheus.MustNewConstHistogram(desc, l.Count, l.Sum.Seconds(), buckets)
+	}
+	histogram(d.commitTimes, s.CommitTimes)
+	histogram(d.ackTimes, s.AckTimes)
 }
 
 // dropReasons are the uplink's reasons for dropping an event, all exported

@@ -141,6 +141,7 @@ func (u *Uplink) commit(o *outbox, b *batch) {
 		u.stats.Enqueued += uint64(len(b.recs))
 		if o.dir != "" {
 			u.stats.Syncs++
+			u.commitTimes.observe(took)
 			if took > u.opts.CommitInterval {
 				u.stats.SlowCommits++
 			}

@@ -153,11 +153,11 @@ func TestWindowResendsInOrderAfterDrop(t *testing.T) {
 	}
 	w.open(3, 6)
 	sendAll(t, &w, ob, now, []uint64{1, 2, 3}) // the window is full after three
-	if seq, ok := w.acked(7); ok {
+	if seq, _, ok := w.acked(7); ok {
 		t.Fatalf("acked(unknown id) = %d, true", seq)
 	}
-	if seq, ok := w.acked(101); !ok || seq != 1 {
-		t.Fatalf("acked(101) = %d, %v; want 1", seq, ok)
+	if seq, at, ok := w.acked(101); !ok || seq != 1 || !at.Equal(now) {
+		t.Fatalf("acked(101) = %d, sent at %v, %v; want 1, sent at %v", seq, at, ok, now)
 	}
 	ob.Delete(1)
 	sendAll(t, &w, ob, now, []uint64{4})
@@ -183,7 +183,7 @@ func TestWindowParksRejectedRecords(t *testing.T) {
 	now := time.Now()
 	later := now.Add(time.Second)
 	sendAll(t, &w, ob, now, []uint64{1, 2})
-	seq, _ := w.acked(101) // rejected
+	seq, _, _ := w.acked(101) // rejected
 	w.park(seq, later)
 	sendAll(t, &w, ob, now, []uint64{3}) // the rest flows meanwhile
 
@@ -191,12 +191,12 @@ func TestWindowParksRejectedRecords(t *testing.T) {
 	w.open(2, 6)
 	sendAll(t, &w, ob, later, []uint64{2, 3}) // due, but others wait
 	for _, pid := range []uint16{102, 103} {
-		seq, _ := w.acked(pid)
+		seq, _, _ := w.acked(pid)
 		ob.Delete(seq)
 	}
 	sendAll(t, &w, ob, now, []uint64{4, 5}) // not due: stays parked
 	for _, pid := range []uint16{104, 105} {
-		seq, _ := w.acked(pid)
+		seq, _, _ := w.acked(pid)
 		ob.Delete(seq)
 	}
 	if seq, _, ok := w.next(ob, now); ok {

@@ -111,8 +111,8 @@ func FuzzCheckPublish(f *testing.F) {
 func TestFreePID(t *testing.T) {
 	w := newWindow(pacer{})
 	w.pid = 65533
-	w.byPID[65535] = 1
-	w.byPID[1] = 2
+	w.byPID[65535] = flight{seq: 1}
+	w.byPID[1] = flight{seq: 2}
 	var got []uint16
 	for range 3 {
 		got = append(got, w.freePID())
@@ -225,4 +225,19 @@ func publishRaw(t *testing.T, addr string, rec []byte) byte {
 		return 0
 	}
 	return got.Type
+}
+
+// A duration falls in the first bucket whose bound it does not exceed;
+// the counts reported are cumulative, and one above every bound is only
+// in the count and the sum.
+func TestLatencyHistogram(t *testing.T) {
+	var h latencyHist
+	for _, d := range []time.Duration{0, 250 * time.Microsecond, 251 * time.Microsecond, 3 * time.Millisecond, time.Minute} {
+		h.observe(d)
+	}
+	l := h.snapshot()
+	want := []uint64{2, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4}
+	if fmt.Sprint(l.Counts) != fmt.Sprint(want) || l.Count != 5 || l.Sum != time.Minute+3*time.Millisecond+501*time.Microsecond {
+		t.Errorf("snapshot %+v, want counts %v, 5 in all", l, want)
+	}
 }

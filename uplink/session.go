@@ -113,10 +113,11 @@ func (u *Uplink) connDown(dp *packets.Disconnect) {
 func (u *Uplink) acked(ack *packets.Puback) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	seq, ok := u.win.acked(ack.PacketID)
+	seq, sentAt, ok := u.win.acked(ack.PacketID)
 	if !ok {
 		return // for a publish from a connection already given up
 	}
+	u.ackTimes.observe(time.Since(sentAt))
 	defer u.work.notify()
 	if ack.ReasonCode >= 0x80 {
 		u.rejected(seq, ack)

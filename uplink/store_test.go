@@ -244,6 +244,9 @@ func TestGroupCommitShareSyncs(t *testing.T) {
 	if s.Syncs == 0 || s.Syncs > workers*each/5 {
 		t.Errorf("%d events took %d syncs; want at least 5 events a sync", s.Enqueued, s.Syncs)
 	}
+	if c := s.CommitTimes; c.Count != s.Syncs || c.Counts[len(c.Counts)-1] > c.Count || c.Sum <= 0 {
+		t.Errorf("CommitTimes = %+v, want each of the %d syncs timed", c, s.Syncs)
+	}
 	t.Logf("%d events, %d syncs (%.1f events a sync), %d slow", s.Enqueued, s.Syncs,
 		float64(s.Enqueued)/float64(s.Syncs), s.SlowCommits)
 	_ = closeOK(t, u)

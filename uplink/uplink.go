@@ -87,6 +87,8 @@ type Uplink struct {
 	deadEpoch   uint64     // the sender's writes failed on this connection
 	pinger      *keepAlive // the keep alive of Run's connections
 	stats       Stats
+	commitTimes latencyHist // group commits that synced events
+	ackTimes    latencyHist // from a publish's write to its PUBACK
 
 	stop     chan struct{} // closed by Close: Run returns
 	stopOnce sync.Once
@@ -132,6 +134,12 @@ type Stats struct {
 	Syncs       uint64
 	SlowCommits uint64
 	StoreBytes  int64
+
+	// CommitTimes: how long group commits that synced events took (with a
+	// store). AckTimes: from a publish's write to the connection to its
+	// PUBACK, for the publishes acknowledged.
+	CommitTimes Latency
+	AckTimes    Latency
 }
 
 // ClassStats is the backlog of one class.
@@ -304,6 +312,7 @@ func (u *Uplink) Stats() Stats {
 	s.Connected = u.connected
 	s.Inflight = u.win.inflight()
 	s.Reconnects, s.Stalls = u.Reconnects(), u.Stalls()
+	s.CommitTimes, s.AckTimes = u.commitTimes.snapshot(), u.ackTimes.snapshot()
 	if u.ob != nil {
 		u.ob.fillStats(&s)
 	}

@@ -35,6 +35,9 @@ func TestDeliversEventsInOrder(t *testing.T) {
 		s.QueuedBytes != 0 || !s.Oldest.IsZero() || len(s.Dropped) != 0 || s.Quarantined != 0 {
 		t.Errorf("Stats = %+v, want 200 enqueued and forwarded, nothing resent, held, dropped or quarantined", s)
 	}
+	if a := s.AckTimes; a.Count != 200 || a.Sum <= 0 || s.CommitTimes.Count != 0 {
+		t.Errorf("AckTimes = %+v, CommitTimes = %+v; want 200 PUBACKs timed, no commit (no store)", a, s.CommitTimes)
+	}
 }
 
 func TestOutageResendsInOrder(t *testing.T) {

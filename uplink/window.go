@@ -21,7 +21,7 @@ type window struct {
 	size   int               // min(MaxInflight, Receive Maximum); 0 while disconnected
 	cursor []uint64          // per lane: every record below is in flight, parked or deleted
 	bySeq  map[uint64]uint16 // in flight: record id → packet id
-	byPID  map[uint16]uint64 // in flight: packet id → record id
+	byPID  map[uint16]flight // in flight: packet id → record id and when it was sent
 	pid    uint16            // the packet id given last
 
 	// Replay pacing (pace.go): records accepted before the connection came
@@ -38,7 +38,13 @@ type window struct {
 }
 
 func newWindow(p pacer) window {
-	return window{bySeq: make(map[uint64]uint16), byPID: make(map[uint16]uint64), pace: p}
+	return window{bySeq: make(map[uint64]uint16), byPID: make(map[uint16]flight), pace: p}
+}
+
+// flight is a publish awaiting its PUBACK: its record, and when it was sent.
+type flight struct {
+	seq uint64
+	at  time.Time
 }
 
 // open starts a connection that allows size records in flight; records
@@ -131,7 +137,7 @@ func (w *window) freePID() uint16 {
 // It reports whether this was a resend.
 func (w *window) sent(id uint64, pid uint16, size int, now time.Time) bool {
 	w.bySeq[id] = pid
-	w.byPID[pid] = id
+	w.byPID[pid] = flight{id, now}
 	w.peak = max(w.peak, len(w.bySeq))
 	if i, ok := slices.BinarySearch(w.parked, id); ok {
 		w.parked = slices.Delete(w.parked, i, i+1)
@@ -147,15 +153,15 @@ func (w *window) sent(id uint64, pid uint16, size int, now time.Time) bool {
 	return true
 }
 
-// acked ends the flight of packet id pid and returns its record's id;
-// ok is false for an id not in flight on this connection.
-func (w *window) acked(pid uint16) (seq uint64, ok bool) {
-	seq, ok = w.byPID[pid]
+// acked ends the flight of packet id pid and returns its record's id and
+// when it was sent; ok is false for an id not in flight on this connection.
+func (w *window) acked(pid uint16) (seq uint64, sentAt time.Time, ok bool) {
+	f, ok := w.byPID[pid]
 	if ok {
 		delete(w.byPID, pid)
-		delete(w.bySeq, seq)
+		delete(w.bySeq, f.seq)
 	}
-	return seq, ok
+	return f.seq, f.at, ok
 }
 
 // park sets seq, not in flight, aside until the given time, when it and

@@ -402,6 +402,21 @@ func TestDeadLetter(t *testing.T) {
 	waitFor(t, 5*time.Second, "forwarded counter", func() bool {
 		return strings.Contains(get(t, "http://"+httpAddr+"/metrics"), "flowgate_events_forwarded_total 1")
 	})
+	// The one event forwarded was written in a group commit, and its
+	// PUBACK came back within 10 s: both histograms count it.
+	metrics = get(t, "http://"+httpAddr+"/metrics")
+	for _, want := range []string{
+		`flowgate_uplink_ack_seconds_bucket{le="10"} 1`,
+		`flowgate_uplink_ack_seconds_count 1`,
+		`flowgate_outbox_commit_seconds_bucket{le="+Inf"} `,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if strings.Contains(metrics, "flowgate_outbox_commit_seconds_count 0") {
+		t.Error("no group commit counted in flowgate_outbox_commit_seconds")
+	}
 }
 
 // TestWillIsAnEvent: a Will under the device's own prefix, published by the
