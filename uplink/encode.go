@@ -21,7 +21,7 @@ func (u *Uplink) encode(ev *event.Event) ([]byte, error) {
 		return nil, fmt.Errorf("%w: nil event", ErrInvalidEvent)
 	case ev.ID == "":
 		return nil, fmt.Errorf("%w: no id (source %q, type %q)", ErrInvalidEvent, ev.Source, ev.Type)
-	case len(ev.ID) > maxUint16 || !mqttString([]byte(ev.ID)):
+	case len(ev.ID) > maxUint16 || !mqttString(ev.ID):
 		// It goes in a user property, which a broker refuses with such characters.
 		return nil, fmt.Errorf("%w: id %q has control characters or Unicode non-characters, or is too long", ErrInvalidEvent, ev.ID)
 	}

@@ -13,7 +13,7 @@ type Latency struct {
 
 // LatencyBounds are the upper bounds of Latency's buckets: from a fast
 // disk's fsync to a cloud broker across a slow mobile link.
-var LatencyBounds = []time.Duration{
+var LatencyBounds = [...]time.Duration{
 	250 * time.Microsecond, 500 * time.Microsecond, time.Millisecond, 2500 * time.Microsecond,
 	5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
 	100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second,
@@ -23,7 +23,7 @@ var LatencyBounds = []time.Duration{
 // latencyHist counts durations into LatencyBounds; the Uplink's mutex
 // guards it.
 type latencyHist struct {
-	counts [16]uint64 // per bucket, the last for those above every bound
+	counts [len(LatencyBounds) + 1]uint64 // per bucket, the last for those above every bound
 	count  uint64
 	sum    time.Duration
 }

@@ -133,7 +133,7 @@ func readString(b []byte, i int) (s []byte, next int, ok bool) {
 // them (MQTT v5 1.5.4): valid UTF-8 without the null character, control
 // characters (U+0001–U+001F, U+007F–U+009F) or non-characters, which a
 // receiver may treat as malformed, and mosquitto does.
-func mqttString(s []byte) bool {
+func mqttString[T string | []byte](s T) bool {
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
 			if c < 0x20 || c == 0x7f {
@@ -142,7 +142,8 @@ func mqttString(s []byte) bool {
 			i++
 			continue
 		}
-		r, n := utf8.DecodeRune(s[i:])
+		// A rune is at most 4 bytes; so short a conversion needs no allocation.
+		r, n := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
 		if n <= 1 || r <= 0x9f || (r >= 0xfdd0 && r <= 0xfdef) || r&0xfffe == 0xfffe {
 			return false
 		}

@@ -63,7 +63,7 @@ func (u *Uplink) sendLoop(stop <-chan struct{}) {
 			// autopaho reconnects) or Run is saying goodbye on it. Nothing
 			// more goes to this one.
 			u.abandon(epoch)
-		} else if u.pinger != nil {
+		} else {
 			u.pinger.PacketSent() // a busy link needs no PINGREQ
 		}
 		clear(batch) // the records may be deleted meanwhile: hold none

@@ -241,3 +241,17 @@ func TestLatencyHistogram(t *testing.T) {
 		t.Errorf("snapshot %+v, want counts %v, 5 in all", l, want)
 	}
 }
+
+// mqttString runs on every event's topic and id, and on every record
+// sent: it must not allocate, for strings or bytes, ASCII or not.
+func TestMQTTStringAllocatesNothing(t *testing.T) {
+	s := "flowgate/gw-1/events/températures/" + strings.Repeat("é", 40)
+	b := []byte(s)
+	if n := testing.AllocsPerRun(100, func() {
+		if !mqttString(s) || !mqttString(b) || mqttString(s+"\x01") {
+			t.Fatal("wrong verdict")
+		}
+	}); n > 1 { // the concatenation in the last call
+		t.Errorf("%v allocations a run", n)
+	}
+}

@@ -82,7 +82,7 @@ func topicProblem(s string) string {
 		return "not valid UTF-8"
 	case strings.ContainsAny(s, "+#"):
 		return "wildcards (+, #) are not allowed in a published topic"
-	case !mqttString([]byte(s)):
+	case !mqttString(s):
 		return "control characters and Unicode non-characters are not allowed (brokers refuse them)"
 	case s[0] == '$':
 		return "topics starting with $ are reserved for the broker"

@@ -18,11 +18,11 @@ import (
 //
 // The Uplink's mutex guards it.
 type window struct {
-	size   int               // min(MaxInflight, Receive Maximum); 0 while disconnected
-	cursor []uint64          // per lane: every record below is in flight, parked or deleted
-	bySeq  map[uint64]uint16 // in flight: record id → packet id
-	byPID  map[uint16]flight // in flight: packet id → record id and when it was sent
-	pid    uint16            // the packet id given last
+	size   int                 // min(MaxInflight, Receive Maximum); 0 while disconnected
+	cursor []uint64            // per lane: every record below is in flight, parked or deleted
+	bySeq  map[uint64]struct{} // in flight: record ids
+	byPID  map[uint16]flight   // in flight: packet id → record id and when it was sent
+	pid    uint16              // the packet id given last
 
 	// Replay pacing (pace.go): records accepted before the connection came
 	// up, below liveFrom, are sent no faster than pace allows.
@@ -38,7 +38,7 @@ type window struct {
 }
 
 func newWindow(p pacer) window {
-	return window{bySeq: make(map[uint64]uint16), byPID: make(map[uint16]flight), pace: p}
+	return window{bySeq: make(map[uint64]struct{}), byPID: make(map[uint16]flight), pace: p}
 }
 
 // flight is a publish awaiting its PUBACK: its record, and when it was sent.
@@ -136,7 +136,7 @@ func (w *window) freePID() uint16 {
 // sent records that record id, of size bytes, went out with packet id pid.
 // It reports whether this was a resend.
 func (w *window) sent(id uint64, pid uint16, size int, now time.Time) bool {
-	w.bySeq[id] = pid
+	w.bySeq[id] = struct{}{}
 	w.byPID[pid] = flight{id, now}
 	w.peak = max(w.peak, len(w.bySeq))
 	if i, ok := slices.BinarySearch(w.parked, id); ok {
