@@ -74,6 +74,12 @@ type batch struct {
 	lost  []lostRef     // records a recount found unreadable (outbox.go)
 	done  chan struct{} // closed once recs are written, or failed to be
 	err   error         // set before done is closed
+
+	top     uint64   // every record up to this was durable when the batch was taken
+	jf      uint32   // the journal file recs were written to
+	spill   []record // hot records to write to Badger (hot.go)
+	spillTo uint64   // every hot record below is in spill, or deleted
+	jfree   []uint32 // journal files to remove
 }
 
 // take hands the pending batch to the committer, or returns nil if there
@@ -86,6 +92,10 @@ func (o *outbox) take() *batch {
 		for i, l := range o.lanes {
 			b.lows[i] = l.low
 		}
+		if o.jr != nil {
+			b.top = o.durable
+		}
+		o.takeSpill(b, time.Now(), false)
 	}
 	return b
 }
@@ -127,6 +137,7 @@ type delRef struct {
 	seg   uint32
 	cost  int64
 	below bool // below the lane's new low mark: no tombstone needed
+	hot   bool // a hot record: nothing to write (hot.go)
 }
 
 // commit writes one batch and tells its Enqueue calls how it went.
@@ -180,13 +191,42 @@ func (o *outbox) write(b *batch) error {
 	if err := o.writeRemovals(b, &m); err != nil {
 		return err
 	}
-	if err := o.writeRecords(b, &m); err != nil {
+	if o.jr != nil {
+		return o.writeJournalled(b, &m)
+	}
+	if err := o.writeRecords(b.recs, &m); err != nil {
 		return err
 	}
 	o.meta = m
 	if len(b.recs) == 0 {
 		return nil
 	}
+	return o.db.Sync()
+}
+
+// writeJournalled appends b's records to the journal, and writes its spill
+// into Badger: a sync of each makes them durable.
+func (o *outbox) writeJournalled(b *batch, m *meta) error {
+	for _, n := range b.jfree {
+		if err := o.jr.remove(n); err != nil {
+			o.log.Warn("cannot remove a journal file; it is replayed at the next start", "err", err)
+		}
+	}
+	if len(b.recs) > 0 {
+		jf, err := o.jr.append(b.recs, o.lanes)
+		if err != nil {
+			return err
+		}
+		b.jf = jf
+	}
+	if len(b.spill) == 0 {
+		o.meta = *m
+		return nil
+	}
+	if err := o.writeRecords(b.spill, m); err != nil {
+		return err
+	}
+	o.meta = *m
 	return o.db.Sync()
 }
 
@@ -200,6 +240,7 @@ func (o *outbox) writeRemovals(b *batch, m *meta) error {
 	for i, low := range b.lows {
 		m.setLow(o.lanes[i].Name, low)
 	}
+	m.Top = max(m.Top, b.top)
 	for _, lr := range b.lost {
 		name := o.lanes[lr.lane].Name
 		lm := m.Lanes[name]
@@ -234,6 +275,9 @@ func (o *outbox) writeRemovals(b *batch, m *meta) error {
 // deleteRecord writes the delete of d, unless the low mark covers it.
 func (o *outbox) deleteRecord(txn *badger.Txn, d delRef, m *meta) error {
 	l := o.lanes[idLane(d.id)]
+	if d.hot {
+		return nil // never in Badger, nor counted in meta
+	}
 	m.add(l.Name, -d.cost)
 	if d.below {
 		return nil
@@ -243,7 +287,7 @@ func (o *outbox) deleteRecord(txn *badger.Txn, d delRef, m *meta) error {
 
 // writeRecords writes b's records, and the guard key of each new segment,
 // splitting them over transactions as Badger requires, and counts them in m.
-func (o *outbox) writeRecords(b *batch, m *meta) error {
+func (o *outbox) writeRecords(recs []record, m *meta) error {
 	txn := o.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
 	set := func(k, v []byte) error {
@@ -257,7 +301,7 @@ func (o *outbox) writeRecords(b *batch, m *meta) error {
 		}
 		return err
 	}
-	for _, r := range b.recs {
+	for _, r := range recs {
 		l := o.lanes[idLane(r.id)]
 		if m.noteSegment(l.Name, r.seg, idSeq(r.id)) {
 			if err := set(recordKey(l, r.seg, guardSeq), nil); err != nil {
@@ -268,13 +312,13 @@ func (o *outbox) writeRecords(b *batch, m *meta) error {
 			return err
 		}
 		m.add(l.Name, recordCost(l, r.val))
-		m.Last = idSeq(r.id)
+		m.Last = max(m.Last, idSeq(r.id))
 	}
 	return txn.Commit()
 }
 
 func (m meta) clone() meta {
-	c := meta{Last: m.Last, Lanes: make(map[string]laneMeta, len(m.Lanes))}
+	c := meta{Last: m.Last, Top: m.Top, Lanes: make(map[string]laneMeta, len(m.Lanes))}
 	for k, v := range m.Lanes {
 		v.Segs = slices.Clip(v.Segs) // appends copy: the committer's meta and the clone do not share
 		c.Lanes[k] = v
@@ -322,6 +366,9 @@ func (o *outbox) written(b *batch, err error) {
 		delete(o.dels, q.id)
 	}
 	o.redrop = append(o.redrop, b.again...)
+	if err == nil && len(b.spill) > 0 {
+		o.spilled(b)
+	}
 	if len(b.recs) == 0 {
 		return
 	}
@@ -333,6 +380,9 @@ func (o *outbox) written(b *batch, err error) {
 			o.err = fmt.Errorf("uplink: store %s: write failed: %w", o.dir, err)
 		}
 		return
+	}
+	if o.jr != nil {
+		o.addHot(b.recs, b.jf)
 	}
 	o.extendReadAheads(b.recs)
 }
@@ -393,10 +443,19 @@ func (u *Uplink) closeStore() error {
 		o.err = errStoreClosed
 	}
 	u.mu.Unlock()
-	if err := o.db.Close(); err != nil {
+	if err := o.close(); err != nil {
 		u.storeCloseErr = fmt.Errorf("uplink: close store %s: %w", o.dir, err)
 	}
 	return u.storeCloseErr
+}
+
+// close spills the hot records (hot.go) and closes Badger; the committer
+// has stopped.
+func (o *outbox) close() error {
+	if err := o.closeHot(); err != nil {
+		o.log.Warn("events left in the journal; they are replayed at the next start", "dir", o.dir, "err", err)
+	}
+	return o.db.Close()
 }
 
 // waitDurable waits for the batch an Enqueue joined to be synced. If ctx

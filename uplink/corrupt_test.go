@@ -34,6 +34,7 @@ func storeWith(t *testing.T, evs []*event.Event, opts uplink.Options, copyTo str
 	t.Helper()
 	dir := t.TempDir()
 	opts.URL, opts.StoreDir = offline, dir
+	opts = uplink.WithoutJournal(opts) // the tests damage Badger's files: the events must be there
 	u := newUplink(t, opts)
 	enqueueAll(t, u, evs)
 	if copyTo != "" {

@@ -93,3 +93,10 @@ func Stalled(timeout time.Duration, samples []Sample) []bool {
 	}
 	return out
 }
+
+// WithoutJournal returns o with the journal off: every record goes into
+// Badger at its commit, for tests that damage Badger's files.
+func WithoutJournal(o Options) Options {
+	o.noJournal = true
+	return o
+}

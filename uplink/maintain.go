@@ -52,6 +52,10 @@ func (u *Uplink) maintain(o *outbox) {
 			}
 		}
 		u.enforceBudget()
+		if o.spillDue(time.Now()) {
+			o.batch()
+			o.poke()
+		}
 		o.emptySegments()
 		u.logDrops(logged)
 		u.mu.Unlock()

@@ -81,6 +81,10 @@ type Options struct {
 	StallTimeout time.Duration
 
 	Logger *slog.Logger // nil discards logs
+
+	// noJournal writes every record into Badger at its commit, as before
+	// the journal (hot.go): for benchmarks that compare the two.
+	noJournal bool
 }
 
 // Class is one priority lane of the outbox.

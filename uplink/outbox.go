@@ -58,6 +58,17 @@ type outbox struct {
 	dels    map[uint64]bool // deleted in memory, not yet written: Next skips them
 	meta    meta            // what the store holds once every batch taken is written; the committer's
 
+	// The journal (journal.go, hot.go); jr is nil for a store in memory.
+	jr       *journal
+	hot      []record       // hot records, ascending; val is nil once deleted
+	hotBytes int64          // bytes of the hot records not deleted
+	hotMax   int64          // hot bytes past which the oldest spill
+	hotFrom  uint64         // Badger holds every stored record below; the journal those at or above
+	spillTo  uint64         // records in [hotFrom, spillTo) are being written to Badger
+	jlive    map[uint32]int // hot records, by journal file
+	jcur     uint32         // the journal file of the last commit
+	jfree    []uint32       // journal files with no hot record, to remove
+
 	redrop  []segRef          // segments whose drop did not finish (segment.go)
 	drops   map[string]uint64 // events dropped, by reason
 	quarant uint64            // records moved to quarantine
@@ -88,6 +99,7 @@ type lane struct {
 type record struct {
 	id  uint64
 	seg uint32
+	jf  uint32 // the journal file of a hot record
 	val []byte
 }
 
@@ -146,7 +158,7 @@ func (o *outbox) Append(li int, rec []byte, at time.Time) (uint64, error) {
 	seg := l.appendSeg(o.next, cost, o.segMax)
 	id := makeID(li, o.next)
 	o.next++
-	o.batch().recs = append(o.pend.recs, record{id, seg, val})
+	o.batch().recs = append(o.pend.recs, record{id: id, seg: seg, val: val})
 	o.n++
 	o.bytes += cost
 	l.n++
@@ -204,6 +216,10 @@ func (o *outbox) readAhead(l *lane, from uint64) bool {
 	ra := make([]record, 0, min(raSize, max(l.n, 0)))
 	var bad []badRecord
 	damaged := false
+	end := o.durable // the last record Badger may hold
+	if o.jr != nil {
+		end = min(end, o.hotFrom-1)
+	}
 	err := o.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: l.prefix})
 		defer it.Close()
@@ -217,7 +233,7 @@ func (o *outbox) readAhead(l *lane, from uint64) bool {
 					continue
 				}
 				next = seq + 1
-				if seq > o.durable {
+				if seq > end {
 					done = true
 					break
 				}
@@ -227,14 +243,14 @@ func (o *outbox) readAhead(l *lane, from uint64) bool {
 				}
 				val, err := item.ValueCopy(nil)
 				if _, _, ok := parseValue(val); err != nil || !ok {
-					bad = append(bad, badRecord{record: record{id, seg, val}, size: keyCost(l) + item.ValueSize(), err: err})
+					bad = append(bad, badRecord{record: record{id: id, seg: seg, val: val}, size: keyCost(l) + item.ValueSize(), err: err})
 					continue
 				}
-				ra = append(ra, record{id, seg, val})
+				ra = append(ra, record{id: id, seg: seg, val: val})
 			}
 			// Badger's iterator also ends, without an error, at a table
 			// block it cannot read: look past it before taking it for the end.
-			if done || it.Valid() || len(ra) >= raSize || next > o.durable || !seekPast(it, l, last, next, o.durable) {
+			if done || it.Valid() || len(ra) >= raSize || next > end || !seekPast(it, l, last, next, end) {
 				return nil
 			}
 			damaged = true
@@ -247,6 +263,7 @@ func (o *outbox) readAhead(l *lane, from uint64) bool {
 		o.log.Error("cannot read queued events from the store", "dir", o.dir, "class", l.Name, "err", err)
 		return false
 	}
+	ra = o.hotAhead(ra, l, from)
 	o.quarantineAll(bad)
 	l.ra, l.raFrom, l.raTo = ra, from, o.durable+1
 	if len(ra) == raSize {
@@ -283,7 +300,8 @@ func (o *outbox) Delete(id uint64) {
 	o.dels[id] = true
 	// A delete that moves the lane's low mark needs no tombstone: the mark,
 	// in meta, says the record is gone, and its segment is dropped later.
-	o.batch().dels = append(o.pend.dels, delRef{id: id, seg: r.seg, cost: cost, below: l.low > low})
+	// A hot record was never in Badger.
+	o.batch().dels = append(o.pend.dels, delRef{id: id, seg: r.seg, cost: cost, below: l.low > low, hot: o.unhot(idSeq(id))})
 	o.forget(l, cost)
 	o.poke()
 }
@@ -315,6 +333,9 @@ func (o *outbox) remove(l *lane, seq uint64) (record, bool) {
 		} else {
 			l.ra = slices.Delete(l.ra, i, i+1)
 		}
+		return r, true
+	}
+	if r, ok := o.hotRecord(seq); ok {
 		return r, true
 	}
 	var r record

@@ -107,7 +107,9 @@ func TestOutboxReadAheadHolesAndReopen(t *testing.T) {
 	checkWalk(t, o, n, 3)
 	bytes := o.bytes
 
-	_ = o.db.Close()
+	if err := o.close(); err != nil {
+		t.Fatal(err)
+	}
 	o = newTestOutbox(t, dir, nil)
 	checkWalk(t, o, n, 3)
 	if o.bytes != bytes {

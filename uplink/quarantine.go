@@ -20,6 +20,7 @@ type badRecord struct {
 	record       // val is what could be read of it; may be nil
 	size   int64 // what it counted against the byte budget
 	err    error // why it could not be used
+	hot    bool  // only in the journal: nothing to delete (hot.go)
 }
 
 // Reasons a record is quarantined, besides Badger's own errors.
@@ -36,6 +37,7 @@ func (o *outbox) quarantineAll(bad []badRecord) {
 			q.err = errBadHeader
 		}
 		l := o.lanes[idLane(q.id)]
+		q.hot = o.unhot(idSeq(q.id))
 		o.dels[q.id] = true
 		o.batch().bad = append(o.pend.bad, q)
 		o.forget(l, q.size)
@@ -70,6 +72,9 @@ func (o *outbox) setAside(txn *badger.Txn, q badRecord, m *meta) error {
 	key := recordKey(l, q.seg, idSeq(q.id))
 	if err := txn.Set(append([]byte{quarantineTag}, key...), q.val); err != nil {
 		return fmt.Errorf("quarantine %x: %w", key, err)
+	}
+	if q.hot {
+		return nil
 	}
 	if err := txn.Delete(key); err != nil {
 		return fmt.Errorf("quarantine %x: %w", key, err)

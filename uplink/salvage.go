@@ -70,6 +70,9 @@ func Salvage(damagedDir, freshDir string, classes []Class, log *slog.Logger) (Sa
 		return rep, err
 	}
 	err = s.run(r)
+	if err == nil {
+		err = s.journal(damagedDir)
+	}
 	if cerr := s.ob.db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("uplink: salvage: close %s: %w", freshDir, cerr)
 	}
@@ -126,6 +129,22 @@ func CheckStore(dir string, classes []Class) (StoreCheck, error) {
 	if err := ob.load(classes); err != nil {
 		return c, fmt.Errorf("uplink: read store %s: %w", dir, err)
 	}
+	problems, err := readJournalDir(dir, func(jr journalRecord) error {
+		li := ob.laneOf(jr.class)
+		if li < 0 {
+			ob.addLane(Class{Name: jr.class})
+			li = len(ob.lanes) - 1
+		}
+		if l := ob.lanes[li]; jr.seq > ob.durable && jr.seq >= l.low {
+			l.n++
+			l.bytes += recordCost(l, jr.val)
+		}
+		return nil
+	})
+	c.Problems = append(c.Problems, problems...)
+	if err != nil {
+		return c, fmt.Errorf("uplink: read store %s: journal: %w", dir, err)
+	}
 	for _, l := range ob.lanes {
 		c.Classes = append(c.Classes, ClassStats{Name: l.Name, Queued: l.n, Bytes: l.bytes})
 	}
@@ -147,22 +166,37 @@ func countFiles(files *storeFiles, classes []Class, problems []FileProblem) (Sto
 		idx[cl.Name] = len(c.Classes)
 		c.Classes = append(c.Classes, ClassStats{Name: cl.Name})
 	}
+	count := func(name string, seq uint64, size int) {
+		if seq == guardSeq || seq < s.low[name] {
+			return
+		}
+		s.top = max(s.top, seq)
+		i, known := idx[name]
+		if !known {
+			i, idx[name] = len(c.Classes), len(c.Classes)
+			c.Classes = append(c.Classes, ClassStats{Name: name})
+		}
+		c.Classes[i].Queued++
+		c.Classes[i].Bytes += int64(size)
+	}
 	err = errors.Join(r.scan(metaKey, s.readMeta),
 		r.scan([]byte{quarantineTag}, func(_, _ []byte, _ error) error { c.Quarantined++; return nil }),
 		r.scan([]byte{recordTag}, func(key, val []byte, _ error) error {
-			name, seq, ok := Quarantined{Key: key}.ClassSeq()
-			if !ok || seq == guardSeq || seq < s.low[name] {
-				return nil
+			if name, seq, ok := (Quarantined{Key: key}).ClassSeq(); ok {
+				count(name, seq, len(key)+len(val))
 			}
-			i, known := idx[name]
-			if !known {
-				i, idx[name] = len(c.Classes), len(c.Classes)
-				c.Classes = append(c.Classes, ClassStats{Name: name})
-			}
-			c.Classes[i].Queued++
-			c.Classes[i].Bytes += int64(len(key) + len(val))
 			return nil
 		}))
+	if err == nil {
+		var jp []FileProblem
+		jp, err = readJournalDir(files.dir, func(jr journalRecord) error {
+			if jr.seq > s.top {
+				count(jr.class, jr.seq, len(lanePrefix(jr.class))+12+len(jr.val))
+			}
+			return nil
+		})
+		s.rep.Problems = append(s.rep.Problems, jp...)
+	}
 	c.Problems = append(c.Problems, s.rep.Problems...)
 	return c, err
 }
@@ -210,10 +244,28 @@ type salvager struct {
 	rep *SalvageReport
 	log *slog.Logger
 	low map[string]uint64 // the old store's low marks: records below were sent
+	top uint64            // the highest sequence number of a record read from Badger
+}
+
+// journal recovers the records of the old store's journal (journal.go)
+// that Badger does not hold: those above every record it does.
+func (s *salvager) journal(dir string) error {
+	problems, err := readJournalDir(dir, func(jr journalRecord) error {
+		if jr.seq <= s.top {
+			return nil
+		}
+		l := lane{Class: Class{Name: jr.class}, prefix: lanePrefix(jr.class)}
+		return s.record(recordKey(&l, jr.seg, jr.seq), jr.val, nil)
+	})
+	s.rep.Problems = append(s.rep.Problems, problems...)
+	if err != nil {
+		return fmt.Errorf("uplink: salvage: journal: %w", err)
+	}
+	return s.commit()
 }
 
 func newSalvager(freshDir string, classes []Class, rep *SalvageReport, log *slog.Logger) (*salvager, error) {
-	opts := Options{StoreDir: freshDir, Classes: classes, QueueSize: math.MaxInt, Logger: log}.withDefaults()
+	opts := Options{StoreDir: freshDir, Classes: classes, QueueSize: math.MaxInt, Logger: log, noJournal: true}.withDefaults()
 	ob, err := openOutbox(&opts)
 	if err != nil {
 		return nil, err
@@ -244,8 +296,8 @@ func (s *salvager) readMeta(_, val []byte, verr error) error {
 	var m meta
 	err := errors.Join(verr, json.Unmarshal(val, &m))
 	for name, lm := range m.Lanes {
-		if err == nil && (m.Last >= 1<<seqBits || lm.Low > m.Last+1) {
-			err = fmt.Errorf("implausible: last record %d, class %s's low mark %d", m.Last, name, lm.Low)
+		if err == nil && (m.end() >= 1<<seqBits || lm.Low > m.end()+1) {
+			err = fmt.Errorf("implausible: last record %d, class %s's low mark %d", m.end(), name, lm.Low)
 		}
 	}
 	if err != nil {
@@ -284,6 +336,7 @@ func (s *salvager) record(key, val []byte, verr error) error {
 	if seq == guardSeq || seq < s.low[name] {
 		return nil
 	}
+	s.top = max(s.top, seq)
 	rec, at, ok := parseValue(val)
 	if verr != nil || !ok {
 		s.rep.Unreadable++

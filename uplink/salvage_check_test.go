@@ -120,7 +120,7 @@ func copyFileOK(t *testing.T, src, dst string) {
 func TestBadgerBlockDamage(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	dir := t.TempDir()
-	o := newTestOutbox(t, dir, nil)
+	o := newTestOutbox(t, dir, func(o *Options) { o.noJournal = true }) // the records in Badger's tables
 	want := make(map[uint64][]byte)
 	for i := range 1000 { // incompressible, so that changed bytes decompress to changed values
 		rec := make([]byte, 300)

@@ -303,7 +303,7 @@ func TestSalvageDamagedWriteAheadLog(t *testing.T) {
 
 func TestSalvageDamagedValueLog(t *testing.T) {
 	dir := t.TempDir()
-	o := newTestOutbox(t, dir, func(o *Options) { o.MaxBytes = 64 << 20 }) // values over 128 kB go to the value log
+	o := newTestOutbox(t, dir, func(o *Options) { o.MaxBytes, o.noJournal = 64<<20, true }) // values over 128 kB go to the value log
 	big := func(n int) []byte { return append(testRecord("big", n), strings.Repeat(" ", 200<<10)...) }
 	for i := range 6 {
 		rec := testRecord("telemetry", i)

@@ -32,9 +32,13 @@ const (
 
 // meta is the store's own account of what it holds.
 type meta struct {
-	Last  uint64              `json:"last"`  // the highest sequence number written
-	Lanes map[string]laneMeta `json:"lanes"` // by class name
+	Last  uint64              `json:"last"`          // the highest sequence number written to Badger
+	Top   uint64              `json:"top,omitempty"` // the highest journalled (hot.go): a low mark may pass Last
+	Lanes map[string]laneMeta `json:"lanes"`         // by class name
 }
+
+// end is the highest sequence number m knows of.
+func (m meta) end() uint64 { return max(m.Last, m.Top) }
 
 type laneMeta struct {
 	N     int       `json:"n"`
@@ -87,6 +91,12 @@ func openOutbox(o *Options) (*outbox, error) {
 			ob.log.Info("moved the records of the first store version into the last class", "dir", dir, "events", n)
 		}
 	}
+	if dir != "" && !o.noJournal {
+		if err := ob.openHot(dir, o.MaxBytes); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("uplink: store %s: journal: %w", dir, err)
+		}
+	}
 	if ob.n > 0 {
 		ob.log.Info("store opened with a backlog", "dir", dir, "queued", ob.n, "bytes", ob.bytes)
 	}
@@ -131,7 +141,7 @@ func (ob *outbox) load(classes []Class) error {
 	}
 	m.Last = last
 	ob.meta = m
-	ob.next, ob.durable = last+1, last
+	ob.next, ob.durable = max(last, m.Top)+1, last
 	for _, l := range ob.lanes {
 		l.raFrom, l.raTo = last+1, last+1 // nothing cached: the first Next reads
 	}
@@ -168,11 +178,11 @@ func readMeta(db *badger.DB) (m meta, found bool, err error) {
 // outbox would misbehave on it (a sequence number about to overflow into
 // the lane bits, negative counts, a low mark past every record).
 func (m meta) check() error {
-	if m.Last >= 1<<seqBits-1 {
-		return fmt.Errorf("meta record: last sequence number %d out of range (damaged?)", m.Last)
+	if m.end() >= 1<<seqBits-1 {
+		return fmt.Errorf("meta record: last sequence number %d out of range (damaged?)", m.end())
 	}
 	for name, lm := range m.Lanes {
-		if lm.N < 0 || lm.Bytes < 0 || lm.Low > m.Last+1 {
+		if lm.N < 0 || lm.Bytes < 0 || lm.Low > m.end()+1 {
 			return fmt.Errorf("meta record: class %q: %d events, %d bytes, low mark %d of %d: inconsistent (damaged?)",
 				name, lm.N, lm.Bytes, lm.Low, m.Last)
 		}

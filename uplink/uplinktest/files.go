@@ -16,6 +16,13 @@ func CopyStore(t testing.TB, src, dst string) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
+		if e.IsDir() { // the outbox's journal
+			if err := os.MkdirAll(filepath.Join(dst, e.Name()), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			CopyStore(t, filepath.Join(src, e.Name()), filepath.Join(dst, e.Name()))
+			continue
+		}
 		if e.Name() == "LOCK" || !e.Type().IsRegular() {
 			continue
 		}

@@ -1,0 +1,337 @@
+package uplink
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// Hot records: the outbox's side of the journal (journal.go).
+
+const (
+	// hotFor is how long a record may stay hot: one the cloud has not
+	// acknowledged by then spills to Badger.
+	hotFor = time.Second
+	// hotMax bounds the bytes of hot records: past it the oldest spill.
+	hotMax = 8 << 20
+)
+
+// journalLimits are the journal's file size and the hot records' bytes for
+// a store capped at maxBytes (0: no cap): small enough that the journal is
+// a small part of the cap, which counts it.
+func journalLimits(maxBytes int64) (fileMax, hot int64) {
+	if maxBytes <= 0 {
+		return journalFileBytes, hotMax
+	}
+	return min(max(maxBytes/64, 256<<10), journalFileBytes), min(max(maxBytes/32, 512<<10), hotMax)
+}
+
+// isHot reports whether record seq, if held, is only in the journal: not in
+// Badger, and not being written there.
+func (o *outbox) isHot(seq uint64) bool { return o.jr != nil && seq >= o.spillTo }
+
+// hotRecord returns hot or spilling record seq.
+func (o *outbox) hotRecord(seq uint64) (record, bool) {
+	if o.jr == nil || seq < o.hotFrom {
+		return record{}, false
+	}
+	i, ok := slices.BinarySearchFunc(o.hot, seq, cmpSeq)
+	if !ok || o.hot[i].val == nil {
+		return record{}, false
+	}
+	return o.hot[i], true
+}
+
+// unhot takes record seq, deleted or quarantined, off the hot records. It
+// reports whether the record was hot, so that the store has nothing to
+// delete; a record being spilled is left to the spill's accounting.
+func (o *outbox) unhot(seq uint64) bool {
+	if o.jr == nil || seq < o.hotFrom {
+		return false
+	}
+	i, ok := slices.BinarySearchFunc(o.hot, seq, cmpSeq)
+	if !ok || o.hot[i].val == nil {
+		return false
+	}
+	o.hotBytes -= int64(len(o.hot[i].val))
+	o.hot[i].val = nil
+	hot := seq >= o.spillTo
+	if hot {
+		o.release(o.hot[i].jf)
+	}
+	o.trimHot()
+	return hot
+}
+
+// trimHot drops deleted records off the front of the hot records.
+func (o *outbox) trimHot() {
+	i := 0
+	for i < len(o.hot) && o.hot[i].val == nil {
+		i++
+	}
+	if i > 0 {
+		o.hot = slices.Delete(o.hot, 0, i)
+	}
+}
+
+// release counts one record of journal file jf as acknowledged or spilled;
+// a file with none left, and no longer written, is removed at the next
+// commit.
+func (o *outbox) release(jf uint32) {
+	o.jlive[jf]--
+	if o.jlive[jf] > 0 {
+		return
+	}
+	delete(o.jlive, jf)
+	if jf != o.jcur {
+		o.jfree = append(o.jfree, jf)
+	}
+}
+
+// addHot makes the records just journalled in file jf hot.
+func (o *outbox) addHot(recs []record, jf uint32) {
+	if jf != o.jcur {
+		if _, live := o.jlive[o.jcur]; !live && o.jcur != 0 {
+			o.jfree = append(o.jfree, o.jcur)
+		}
+		o.jcur = jf
+	}
+	for _, r := range recs {
+		r.jf = jf
+		o.hot = append(o.hot, r)
+		o.hotBytes += int64(len(r.val))
+	}
+	o.jlive[jf] += len(recs)
+}
+
+// takeSpill moves into b the oldest hot records that must spill: those
+// older than hotFor and those beyond hotMax bytes, or all of them.
+func (o *outbox) takeSpill(b *batch, now time.Time, all bool) {
+	if o.jr == nil {
+		return
+	}
+	b.jfree, o.jfree = o.jfree, nil
+	over := o.hotBytes - o.hotMax
+	for _, r := range o.hot {
+		if r.val == nil {
+			continue
+		}
+		if !all && over <= 0 {
+			if _, at, _ := parseValue(r.val); now.Sub(at) < hotFor {
+				break
+			}
+		}
+		over -= int64(len(r.val))
+		b.spill = append(b.spill, r)
+	}
+	if len(b.spill) > 0 {
+		o.spillTo = idSeq(b.spill[len(b.spill)-1].id) + 1
+		b.spillTo = o.spillTo
+	}
+}
+
+// spillDue reports whether a hot record must spill.
+func (o *outbox) spillDue(now time.Time) bool {
+	if o.jr == nil || o.hotBytes > o.hotMax {
+		return o.jr != nil
+	}
+	for _, r := range o.hot {
+		if r.val != nil {
+			_, at, _ := parseValue(r.val)
+			return now.Sub(at) >= hotFor
+		}
+	}
+	return false
+}
+
+// spilled records that b's spilled records are in Badger now.
+func (o *outbox) spilled(b *batch) {
+	for _, r := range b.spill {
+		o.release(r.jf)
+	}
+	o.hotFrom = b.spillTo
+	i := 0
+	for ; i < len(o.hot) && idSeq(o.hot[i].id) < o.hotFrom; i++ {
+		o.hotBytes -= int64(len(o.hot[i].val))
+	}
+	o.hot = slices.Delete(o.hot, 0, i)
+	o.trimHot()
+}
+
+// openHot opens the journal of a store on disk, writes into Badger the
+// records of the files a crash left, and removes those files.
+func (o *outbox) openHot(dir string, maxBytes int64) error {
+	jr, files, err := openJournal(filepath.Join(dir, journalDir))
+	if err != nil {
+		return err
+	}
+	jr.max, o.hotMax = journalLimits(maxBytes)
+	var recs []record
+	for i, n := range files {
+		err := o.replayFile(jr.path(n), &recs)
+		if errors.Is(err, errJournalFrame) && i < len(files)-1 {
+			o.log.Error("journal file damaged: the events after the damage are not replayed; file kept", "file", jr.path(n)+".damaged", "err", err)
+			if err := os.Rename(jr.path(n), jr.path(n)+".damaged"); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil && !errors.Is(err, errJournalFrame) {
+			return err
+		}
+	}
+	if err := o.replay(recs); err != nil {
+		return err
+	}
+	for _, n := range files {
+		if err := jr.remove(n); err != nil {
+			return err
+		}
+	}
+	o.jr, o.jlive = jr, map[uint32]int{}
+	o.hotFrom, o.spillTo = o.next, o.next
+	return nil
+}
+
+// replayFile appends to recs the records of journal file path that Badger
+// does not hold and that are not below their lane's low mark.
+func (o *outbox) replayFile(path string, recs *[]record) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return readJournal(bufio.NewReader(f), func(jr journalRecord) error {
+		li := o.laneOf(jr.class)
+		if li < 0 {
+			o.addLane(Class{Name: jr.class})
+			li = len(o.lanes) - 1
+		}
+		l := o.lanes[li]
+		if jr.seq <= o.durable || jr.seq < l.low {
+			return nil // in Badger already, or acknowledged
+		}
+		*recs = append(*recs, record{id: makeID(li, jr.seq), seg: jr.seg, val: jr.val})
+		return nil
+	})
+}
+
+// replay writes recs, read from the journal, into Badger and counts them.
+func (o *outbox) replay(recs []record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	slices.SortFunc(recs, func(a, b record) int { return cmpSeq(a, idSeq(b.id)) })
+	recs = slices.CompactFunc(recs, func(a, b record) bool { return a.id == b.id })
+	m := o.meta.clone()
+	if err := o.writeRecords(recs, &m); err != nil {
+		return err
+	}
+	if err := o.db.Sync(); err != nil {
+		return err
+	}
+	o.meta = m
+	for _, r := range recs {
+		l := o.lanes[idLane(r.id)]
+		cost := recordCost(l, r.val)
+		l.n++
+		l.bytes += cost
+		o.n++
+		o.bytes += cost
+	}
+	last := idSeq(recs[len(recs)-1].id)
+	o.next, o.durable = max(o.next, last+1), last
+	for _, l := range o.lanes {
+		l.raFrom, l.raTo = last+1, last+1
+		l.segs = slices.Clone(m.Lanes[l.Name].Segs)
+	}
+	o.log.Info("replayed events from the journal into the store", "dir", o.dir, "events", len(recs))
+	return nil
+}
+
+// hotAhead appends to ra, up to raSize, lane l's hot and spilling records
+// from from on: readAhead read Badger only below hotFrom.
+func (o *outbox) hotAhead(ra []record, l *lane, from uint64) []record {
+	if o.jr == nil {
+		return ra
+	}
+	i, _ := slices.BinarySearchFunc(o.hot, max(from, o.hotFrom), cmpSeq)
+	for ; i < len(o.hot) && len(ra) < raSize; i++ {
+		if r := o.hot[i]; r.val != nil && idLane(r.id) == l.idx && idSeq(r.id) <= o.durable {
+			ra = append(ra, r)
+		}
+	}
+	return ra
+}
+
+// closeHot spills every hot record, syncs Badger and removes the journal's
+// files, so that a clean restart replays nothing. The committer has
+// stopped. On an error the files stay, to be replayed.
+func (o *outbox) closeHot() error {
+	if o.jr == nil {
+		return nil
+	}
+	if err := o.jr.close(); err != nil {
+		return err
+	}
+	b := &batch{}
+	o.takeSpill(b, time.Time{}, true)
+	if len(b.spill) > 0 {
+		m := o.meta.clone()
+		if err := o.writeRecords(b.spill, &m); err != nil {
+			return err
+		}
+		if err := o.db.Sync(); err != nil {
+			return err
+		}
+		o.meta = m
+	}
+	_, files, err := openJournal(o.jr.dir)
+	if err != nil {
+		return err
+	}
+	for _, n := range files {
+		if err := o.jr.remove(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readJournalDir calls fn for each record of the journal files in the
+// store in dir, oldest first, without changing them (Salvage and
+// CheckStore). A damaged frame ends its file; the damage is returned as a
+// problem to report.
+func readJournalDir(dir string, fn func(journalRecord) error) ([]FileProblem, error) {
+	jdir := filepath.Join(dir, journalDir)
+	ents, err := os.ReadDir(jdir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var problems []FileProblem
+	for _, e := range ents { // ReadDir sorts by name: the files' order
+		if _, ok := journalFileNum(e.Name()); !ok {
+			continue
+		}
+		f, err := os.Open(filepath.Join(jdir, e.Name()))
+		if err != nil {
+			return problems, err
+		}
+		err = readJournal(bufio.NewReader(f), fn)
+		_ = f.Close()
+		if errors.Is(err, errJournalFrame) {
+			problems = append(problems, FileProblem{filepath.Join(journalDir, e.Name()), err.Error() + "; the events after it are lost"})
+			continue
+		}
+		if err != nil {
+			return problems, err
+		}
+	}
+	return problems, nil
+}
