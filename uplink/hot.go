@@ -3,6 +3,7 @@ package uplink
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -66,15 +67,16 @@ func (o *outbox) unhot(seq uint64) bool {
 	return hot
 }
 
-// trimHot drops deleted records off the front of the hot records.
+// trimHot drops deleted records off the front of the hot records. It
+// reslices rather than copies (records are acknowledged at the front, one
+// by one); append moves the rest to a new array when it grows.
 func (o *outbox) trimHot() {
 	i := 0
 	for i < len(o.hot) && o.hot[i].val == nil {
 		i++
 	}
-	if i > 0 {
-		o.hot = slices.Delete(o.hot, 0, i)
-	}
+	clear(o.hot[:i]) // the values, for the collector
+	o.hot = o.hot[i:]
 }
 
 // release counts one record of journal file jf as acknowledged or spilled;
@@ -157,7 +159,8 @@ func (o *outbox) spilled(b *batch) {
 	for ; i < len(o.hot) && idSeq(o.hot[i].id) < o.hotFrom; i++ {
 		o.hotBytes -= int64(len(o.hot[i].val))
 	}
-	o.hot = slices.Delete(o.hot, 0, i)
+	clear(o.hot[:i])
+	o.hot = o.hot[i:]
 	o.trimHot()
 }
 
@@ -172,14 +175,19 @@ func (o *outbox) openHot(dir string, maxBytes int64) error {
 	var recs []record
 	for i, n := range files {
 		err := o.replayFile(jr.path(n), &recs)
-		if errors.Is(err, errJournalFrame) && i < len(files)-1 {
-			o.log.Error("journal file damaged: the events after the damage are not replayed; file kept", "file", jr.path(n)+".damaged", "err", err)
-			if err := os.Rename(jr.path(n), jr.path(n)+".damaged"); err != nil {
-				return err
+		last := i == len(files)-1
+		if errors.Is(err, errJournalCut) && last {
+			err = nil // the write a crash interrupted
+		}
+		if errors.Is(err, errJournalFrame) || errors.Is(err, errJournalCut) {
+			kept, err2 := keepDamaged(jr.path(n))
+			o.log.Error("journal file damaged: the events after the damage are not replayed; file kept", "file", kept, "err", err)
+			if err2 != nil {
+				return err2
 			}
 			continue
 		}
-		if err != nil && !errors.Is(err, errJournalFrame) {
+		if err != nil {
 			return err
 		}
 	}
@@ -194,6 +202,21 @@ func (o *outbox) openHot(dir string, maxBytes int64) error {
 	o.jr, o.jlive = jr, map[uint32]int{}
 	o.hotFrom, o.spillTo = o.next, o.next
 	return nil
+}
+
+// keepDamaged renames the damaged journal file at path, out of the
+// journal's way, to a name no earlier damaged file has; it returns it.
+func keepDamaged(path string) (string, error) {
+	for i := range 1000 {
+		name := path + ".damaged"
+		if i > 0 {
+			name = fmt.Sprintf("%s.damaged.%d", path, i)
+		}
+		if _, err := os.Lstat(name); errors.Is(err, os.ErrNotExist) {
+			return name, os.Rename(path, name)
+		}
+	}
+	return path, fmt.Errorf("uplink: journal: no name left to keep %s under", path)
 }
 
 // replayFile appends to recs the records of journal file path that Badger
@@ -315,17 +338,18 @@ func readJournalDir(dir string, fn func(journalRecord) error) ([]FileProblem, er
 		return nil, err
 	}
 	var problems []FileProblem
-	for _, e := range ents { // ReadDir sorts by name: the files' order
-		if _, ok := journalFileNum(e.Name()); !ok {
-			continue
-		}
+	ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool { _, ok := journalFileNum(e.Name()); return !ok })
+	for i, e := range ents { // ReadDir sorts by name: the files' order
 		f, err := os.Open(filepath.Join(jdir, e.Name()))
 		if err != nil {
 			return problems, err
 		}
 		err = readJournal(bufio.NewReader(f), fn)
 		_ = f.Close()
-		if errors.Is(err, errJournalFrame) {
+		if errors.Is(err, errJournalCut) && i == len(ents)-1 {
+			err = nil // the write a crash interrupted
+		}
+		if errors.Is(err, errJournalFrame) || errors.Is(err, errJournalCut) {
 			problems = append(problems, FileProblem{filepath.Join(journalDir, e.Name()), err.Error() + "; the events after it are lost"})
 			continue
 		}

@@ -56,8 +56,13 @@ const journalFileBytes = 4 << 20
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// errJournalFrame reports a frame that cannot be read.
-var errJournalFrame = errors.New("uplink: journal: damaged frame")
+// Errors of readJournal: a frame that cannot be read, and one the file
+// ends inside of (at the end of the last file, the write a crash
+// interrupted; anywhere else, damage).
+var (
+	errJournalFrame = errors.New("uplink: journal: damaged frame")
+	errJournalCut   = errors.New("uplink: journal: frame cut short by the end of the file")
+)
 
 // journal appends frames to numbered files in dir. Only the committer uses
 // it, except when the store opens and closes.
@@ -116,15 +121,23 @@ func (j *journal) append(recs []record, lanes []*lane) (uint32, error) {
 		}
 	}
 	j.buf = appendFrame(j.buf[:0], recs, lanes)
-	if _, err := j.f.Write(j.buf); err != nil {
+	_, err := j.f.Write(j.buf)
+	if err == nil {
+		err = j.f.Sync()
+	}
+	if err != nil {
+		// The frame's records are refused; what of it reached the file
+		// must not hide the frames after it. A file that cannot be cut
+		// back is left for a new one.
+		if terr := j.f.Truncate(j.size); terr != nil {
+			_ = j.f.Close()
+			j.f = nil
+		}
 		return 0, fmt.Errorf("uplink: journal: %w", err)
 	}
 	j.size += int64(len(j.buf))
 	if len(j.buf) > 64<<10 {
 		j.buf = nil // a burst's frame: do not keep it
-	}
-	if err := j.f.Sync(); err != nil {
-		return 0, fmt.Errorf("uplink: journal: sync: %w", err)
 	}
 	return j.cur, nil
 }
@@ -215,28 +228,28 @@ type journalRecord struct {
 const maxJournalFrame = 1 << 30
 
 // readJournal calls fn for each record of the frames in r, in order. It
-// returns nil at the end of r or at a frame cut short there (a write the
-// crash interrupted), errJournalFrame at a frame that fails its checksum or
-// does not parse, and fn's error as it is.
+// returns nil at the end of r, errJournalCut at a frame r ends inside of,
+// errJournalFrame at a frame that fails its checksum or does not parse,
+// and fn's error as it is.
 func readJournal(r io.Reader, fn func(journalRecord) error) error {
 	var hdr [8]byte
 	var payload []byte
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			if errors.Is(err, io.EOF) {
 				return nil
+			}
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return errJournalCut
 			}
 			return err
 		}
-		n := binary.BigEndian.Uint32(hdr[:4])
+		n := int(binary.BigEndian.Uint32(hdr[:4]))
 		if n > maxJournalFrame {
 			return fmt.Errorf("%w: length %d", errJournalFrame, n)
 		}
-		payload = slices.Grow(payload[:0], int(n))[:n]
-		if _, err := io.ReadFull(r, payload); err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil
-			}
+		var err error
+		if payload, err = readPayload(r, payload[:0], n); err != nil {
 			return err
 		}
 		if crc32.Checksum(payload, crcTable) != binary.BigEndian.Uint32(hdr[4:]) {
@@ -246,6 +259,24 @@ func readJournal(r io.Reader, fn func(journalRecord) error) error {
 			return err
 		}
 	}
+}
+
+// readPayload reads n bytes of r into buf, growing it a chunk at a time so
+// that a damaged length costs no more memory than the file holds.
+func readPayload(r io.Reader, buf []byte, n int) ([]byte, error) {
+	for len(buf) < n {
+		chunk := min(n-len(buf), 1<<20)
+		buf = slices.Grow(buf, chunk)
+		m, err := io.ReadFull(r, buf[len(buf):len(buf)+chunk])
+		buf = buf[:len(buf)+m]
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return buf, errJournalCut
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // parseFrame calls fn for each record of a frame's payload.

@@ -162,8 +162,8 @@ func initialBudget(opts *Options, o *outbox) int64 {
 // budget only while the outbox is near full, when there is something to
 // learn; and it cuts at once if the disk is about to pass the cap's +5%,
 // except while draining (the cloud acknowledged events since the last turn)
-// and the disk is within a quarter above the cap: then it drops nothing
-// that is queued.
+// and the disk is, on average, within a quarter above the cap: then it
+// drops nothing that is queued.
 func (o *outbox) steer(usage, maxBytes int64, draining bool) {
 	if o.avgUsage == 0 {
 		o.avgUsage = float64(usage)
@@ -178,10 +178,12 @@ func (o *outbox) steer(usage, maxBytes int64, draining bool) {
 	if over := usage - maxBytes - maxBytes/25; over > 0 {
 		delta = min(delta, -float64(over)/perByte)
 	}
-	if draining && usage <= maxBytes+maxBytes/4 {
+	if draining && o.avgUsage <= float64(maxBytes+maxBytes/4) {
 		// The queue is being delivered: the disk follows once Badger
 		// compacts what was deleted. Cutting the budget below what is
 		// queued now would drop events the drain is about to free anyway.
+		// The average, not the last reading: a compaction writes its new
+		// tables before it deletes the old ones, a peak of a turn or two.
 		delta = max(delta, float64(o.bytes-o.budget))
 	}
 	o.budget = max(o.budget+int64(delta), minBudget)
@@ -191,7 +193,7 @@ func (o *outbox) steer(usage, maxBytes int64, draining bool) {
 // would mean no cap at all.
 const minBudget = 1 << 20
 
-// dirUsage is the space the files in dir take on disk: allocated blocks
+// dirUsage is the space the files in dir, and its journal, take on disk: allocated blocks
 // where the system reports them (Badger preallocates its logs sparsely),
 // sizes elsewhere. Errors count as nothing: the next turn measures again.
 func dirUsage(dir string) int64 {
@@ -201,6 +203,10 @@ func dirUsage(dir string) int64 {
 	}
 	var total int64
 	for _, e := range entries {
+		if e.IsDir() && e.Name() == journalDir {
+			total += dirUsage(filepath.Join(dir, journalDir))
+			continue
+		}
 		fi, err := os.Lstat(filepath.Join(dir, e.Name()))
 		if err != nil || !fi.Mode().IsRegular() {
 			continue

@@ -122,6 +122,7 @@ const (
 	defaultStallTimeout   = 30 * time.Second
 	minStoreBytes         = 64 << 20 // what Badger itself needs on disk
 	maxClasses            = 8
+	maxClassName          = 255 // stored in a byte (store.go, journal.go)
 )
 
 // maxUint16 bounds MQTT's two-byte fields: keep alive seconds, packet ids,
@@ -220,6 +221,8 @@ func (o *Options) checkClasses() error {
 		switch {
 		case c.Name == "":
 			return optionErr(key+".name", "must not be empty")
+		case len(c.Name) > maxClassName:
+			return optionErr(key+".name", "%d bytes long; at most %d", len(c.Name), maxClassName)
 		case c.TTL < 0:
 			return optionErr(key+".ttl", "%v is negative", c.TTL)
 		case c.TTL > 0 && c.TTL < time.Second:

@@ -381,7 +381,8 @@ func (h *harness) outbox() error {
 		target            float64
 	}
 	for _, x := range []fig{
-		{"outbox: durable enqueues (group commit)", "BenchmarkDurableEnqueue", "BenchmarkRawBadgerBatch/explicit", 100000},
+		{"outbox: durable enqueues (group commit), nothing delivered", "BenchmarkDurableEnqueue/journal", "BenchmarkRawBadgerBatch/explicit", 100000},
+		{"the same, without the journal (every event into Badger)", "BenchmarkDurableEnqueue/badger", "BenchmarkRawBadgerBatch/explicit", 100000},
 		{"outbox: 1 M backlog drained to mosquitto, window 20", "BenchmarkDrainBacklog/window=20/uplink", "BenchmarkDrainBacklog/window=20/paho_memory", 20000},
 		{"outbox: 1 M backlog drained to mosquitto, window 256", "BenchmarkDrainBacklog/window=256/uplink", "BenchmarkDrainBacklog/window=256/paho_memory", 20000},
 	} {

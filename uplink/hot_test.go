@@ -1,0 +1,226 @@
+package uplink
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// badgerRecords counts the records (guard keys left out) Badger holds.
+func badgerRecords(t *testing.T, o *outbox) int {
+	t.Helper()
+	n := 0
+	err := o.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{recordTag}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if len(it.Item().Key()) >= 8 && idSeqOfKey(it.Item().Key()) != guardSeq {
+				n++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func idSeqOfKey(k []byte) uint64 {
+	var s uint64
+	for _, c := range k[len(k)-8:] {
+		s = s<<8 | uint64(c)
+	}
+	return s
+}
+
+func journalFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, journalDir, "*.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// appendWalk appends records r<from>… up to r<to>, in the lanes checkWalk
+// expects, accepted at at, and commits them.
+func appendWalk(t *testing.T, o *outbox, from, to int, at time.Time) {
+	t.Helper()
+	for i := from; i <= to; i++ {
+		if _, err := o.Append(i%2, fmt.Appendf(nil, "r%d", i), at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commitAll(t, o)
+}
+
+// An event the cloud acknowledges while it is hot costs Badger nothing:
+// not its record, not a tombstone; its journal file goes once it is no
+// longer written.
+func TestHotRecordsNeverReachBadger(t *testing.T) {
+	dir := t.TempDir()
+	o := newTestOutbox(t, dir, func(o *Options) { o.MaxBytes = 16 << 20 }) // journal files of 256 kB
+	const n = 5000
+	appendWalk(t, o, 1, n, time.Now())
+	if got := badgerRecords(t, o); got != 0 {
+		t.Fatalf("Badger holds %d records right after the commit; want 0 (all hot)", got)
+	}
+	checkWalk(t, o, n, 0)
+	for seq := uint64(1); seq <= n; seq++ {
+		o.Delete(makeID(int(seq%2), seq))
+	}
+	commitAll(t, o)
+	appendWalk(t, o, n+1, n+1, time.Now()) // a second commit removes the files freed by the first
+	commitAll(t, o)
+	if got := badgerRecords(t, o); got != 0 {
+		t.Errorf("Badger holds %d records after the acknowledgements; want 0", got)
+	}
+	if files := journalFiles(t, dir); len(files) != 1 {
+		t.Errorf("journal files %v; want only the one being written", files)
+	}
+	if o.Len() != 1 || len(o.hot) != 1 || o.hotBytes != int64(len(o.hot[0].val)) {
+		t.Errorf("Len %d, hot %d (%d bytes); want the one new record", o.Len(), len(o.hot), o.hotBytes)
+	}
+}
+
+// A record not acknowledged within hotFor spills to Badger, in sequence
+// order; deleting it afterwards writes a tombstone like any stored record.
+func TestHotRecordsSpillAfterHotFor(t *testing.T) {
+	dir := t.TempDir()
+	o := newTestOutbox(t, dir, nil)
+	appendWalk(t, o, 1, 10, time.Now().Add(-2*hotFor)) // accepted long ago
+	if !o.spillDue(time.Now()) {
+		t.Fatal("spillDue = false with records older than hotFor")
+	}
+	appendWalk(t, o, 11, 20, time.Now()) // this commit spills the old ones
+	if got := badgerRecords(t, o); got != 10 {
+		t.Fatalf("Badger holds %d records; want the 10 old ones", got)
+	}
+	if o.hotFrom != 11 || len(o.hot) != 10 || idSeq(o.hot[0].id) != 11 {
+		t.Fatalf("hotFrom %d, %d hot from %d; want 11, 10 from 11", o.hotFrom, len(o.hot), idSeq(o.hot[0].id))
+	}
+	checkWalk(t, o, 20, 0) // read across Badger and the hot records
+	o.Delete(makeID(1, 3))
+	commitAll(t, o)
+	if got := badgerRecords(t, o); got != 9 {
+		t.Errorf("Badger holds %d records after a delete; want 9", got)
+	}
+	checkWalk(t, o, 20, 1)
+}
+
+// After a crash, opening the store writes what the journal holds into
+// Badger: every record not acknowledged is there, in order, and new
+// sequence numbers continue above every one the journal used.
+func TestJournalReplayAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	o := newTestOutbox(t, dir, nil)
+	const n = 3000
+	appendWalk(t, o, 1, n, time.Now())
+	for li := range 2 {
+		o.Next(li, 0) // the sender reads each lane from its start
+	}
+	for seq := uint64(1); seq <= 100; seq++ { // acknowledged in order: the low marks pass them
+		o.Delete(makeID(int(seq%2), seq))
+	}
+	commitAll(t, o)
+	o.batch() // a commit that writes the low marks
+	commitAll(t, o)
+	// The crash: Badger closed (as the kernel would keep its files), the
+	// journal neither spilled nor removed.
+	if err := o.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(journalFiles(t, dir)) == 0 {
+		t.Fatal("no journal file left to replay")
+	}
+	o = newTestOutbox(t, dir, nil)
+	checkWalk(t, o, n, 100)
+	if got := badgerRecords(t, o); got != n-100 {
+		t.Errorf("Badger holds %d records after the replay; want %d", got, n-100)
+	}
+	if files := journalFiles(t, dir); len(files) != 0 {
+		t.Errorf("journal files %v left after the replay", files)
+	}
+	if id, err := o.Append(0, []byte("new"), time.Now()); err != nil || idSeq(id) != n+1 {
+		t.Errorf("Append after the replay = seq %d, %v; want %d", idSeq(id), err, n+1)
+	}
+}
+
+// A low mark past every record Badger holds (all acknowledged while hot)
+// is kept by meta's top: the store opens, and sequence numbers go on above
+// it instead of starting again below the low marks.
+func TestAllHotAcknowledgedThenReopen(t *testing.T) {
+	dir := t.TempDir()
+	o := newTestOutbox(t, dir, nil)
+	appendWalk(t, o, 1, 50, time.Now())
+	checkWalk(t, o, 50, 0)
+	for seq := uint64(1); seq <= 50; seq++ {
+		o.Delete(makeID(int(seq%2), seq))
+	}
+	commitAll(t, o)
+	o.batch()
+	commitAll(t, o)
+	if err := o.close(); err != nil {
+		t.Fatal(err)
+	}
+	o = newTestOutbox(t, dir, nil)
+	if o.Len() != 0 {
+		t.Fatalf("Len %d after reopening; want 0", o.Len())
+	}
+	id, err := o.Append(1, []byte("r51"), time.Now())
+	if err != nil || idSeq(id) != 51 {
+		t.Fatalf("Append = seq %d, %v; want 51", idSeq(id), err)
+	}
+	commitAll(t, o)
+	if got, rec, ok := o.Next(1, 0); !ok || got != id || string(rec) != "r51" {
+		t.Errorf("Next = %d, %q, %v; want the new record", idSeq(got), rec, ok)
+	}
+}
+
+// A damaged journal file that is not the last is kept aside, renamed, and
+// the store opens with what the other files hold.
+func TestJournalDamagedFileKept(t *testing.T) {
+	dir := t.TempDir()
+	o := newTestOutbox(t, dir, func(o *Options) { o.MaxBytes = 16 << 20 })
+	o.hotMax = 1 << 30 // nothing spills: every record is only in the journal
+	for range 3 { // one journal file per commit: frames of more than 256 kB
+		for i := 0; i < 300; i++ {
+			if _, err := o.Append(0, make([]byte, 1000), time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		commitAll(t, o)
+	}
+	if err := o.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := journalFiles(t, dir)
+	if len(files) != 3 {
+		t.Fatalf("journal files %v; want 3", files)
+	}
+	overwriteAt(t, files[0], 100, []byte("damage"))
+	o = newTestOutbox(t, dir, nil)
+	if o.Len() != 600 {
+		t.Errorf("Len %d after opening; want the 600 records of the two intact files", o.Len())
+	}
+	if _, err := os.Stat(files[0] + ".damaged"); err != nil {
+		t.Errorf("damaged file not kept: %v", err)
+	}
+}
+
+func overwriteAt(t *testing.T, path string, off int64, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
