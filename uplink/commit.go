@@ -80,6 +80,9 @@ type batch struct {
 	spill   []record // hot records to write to Badger (hot.go)
 	spillTo uint64   // every hot record below is in spill, or deleted
 	jfree   []uint32 // journal files to remove
+
+	release  []uint32 // journal files of spilled records this batch synced
+	unsynced int      // spilled records left to sync
 }
 
 // take hands the pending batch to the committer, or returns nil if there
@@ -219,15 +222,23 @@ func (o *outbox) writeJournalled(b *batch, m *meta) error {
 		}
 		b.jf = jf
 	}
-	if len(b.spill) == 0 {
-		o.meta = *m
-		return nil
-	}
-	if err := o.writeRecords(b.spill, m); err != nil {
-		return err
+	if len(b.spill) > 0 {
+		if err := o.writeRecords(b.spill, m); err != nil {
+			return err
+		}
+		for _, r := range b.spill {
+			o.unsynced = append(o.unsynced, r.jf)
+		}
 	}
 	o.meta = *m
-	return o.db.Sync()
+	if len(o.unsynced) > 0 && time.Since(o.synced) >= spillSyncEvery {
+		if err := o.db.Sync(); err != nil {
+			return err
+		}
+		b.release, o.unsynced, o.synced = o.unsynced, nil, time.Now()
+	}
+	b.unsynced = len(o.unsynced)
+	return nil
 }
 
 // maxRemovalsPerTxn keeps each transaction of removals well within what
@@ -368,6 +379,12 @@ func (o *outbox) written(b *batch, err error) {
 	o.redrop = append(o.redrop, b.again...)
 	if err == nil && len(b.spill) > 0 {
 		o.spilled(b)
+	}
+	if err == nil {
+		for _, jf := range b.release {
+			o.release(jf)
+		}
+		o.unsyncedN = b.unsynced
 	}
 	if len(b.recs) == 0 {
 		return

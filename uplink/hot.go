@@ -18,6 +18,10 @@ const (
 	hotFor = time.Second
 	// hotMax bounds the bytes of hot records: past it the oldest spill.
 	hotMax = 8 << 20
+	// spillSyncEvery is how often Badger is synced while records spill:
+	// the journal keeps a spilled record until then, so the spill needs no
+	// sync of its own.
+	spillSyncEvery = 100 * time.Millisecond
 )
 
 // journalLimits are the journal's file size and the hot records' bytes for
@@ -135,9 +139,10 @@ func (o *outbox) takeSpill(b *batch, now time.Time, all bool) {
 	}
 }
 
-// spillDue reports whether a hot record must spill.
+// spillDue reports whether a hot record must spill, or spilled records
+// wait for a sync of Badger.
 func (o *outbox) spillDue(now time.Time) bool {
-	if o.jr == nil || o.hotBytes > o.hotMax {
+	if o.jr == nil || o.hotBytes > o.hotMax || o.unsyncedN > 0 {
 		return o.jr != nil
 	}
 	for _, r := range o.hot {
@@ -149,11 +154,9 @@ func (o *outbox) spillDue(now time.Time) bool {
 	return false
 }
 
-// spilled records that b's spilled records are in Badger now.
+// spilled records that b's spilled records are in Badger now; their
+// journal files keep them until a sync of Badger (b.release).
 func (o *outbox) spilled(b *batch) {
-	for _, r := range b.spill {
-		o.release(r.jf)
-	}
 	o.hotFrom = b.spillTo
 	i := 0
 	for ; i < len(o.hot) && idSeq(o.hot[i].id) < o.hotFrom; i++ {

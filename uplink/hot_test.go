@@ -188,7 +188,7 @@ func TestJournalDamagedFileKept(t *testing.T) {
 	dir := t.TempDir()
 	o := newTestOutbox(t, dir, func(o *Options) { o.MaxBytes = 16 << 20 })
 	o.hotMax = 1 << 30 // nothing spills: every record is only in the journal
-	for range 3 { // one journal file per commit: frames of more than 256 kB
+	for range 3 {      // one journal file per commit: frames of more than 256 kB
 		for i := 0; i < 300; i++ {
 			if _, err := o.Append(0, make([]byte, 1000), time.Now()); err != nil {
 				t.Fatal(err)

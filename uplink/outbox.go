@@ -59,15 +59,18 @@ type outbox struct {
 	meta    meta            // what the store holds once every batch taken is written; the committer's
 
 	// The journal (journal.go, hot.go); jr is nil for a store in memory.
-	jr       *journal
-	hot      []record       // hot records, ascending; val is nil once deleted
-	hotBytes int64          // bytes of the hot records not deleted
-	hotMax   int64          // hot bytes past which the oldest spill
-	hotFrom  uint64         // Badger holds every stored record below; the journal those at or above
-	spillTo  uint64         // records in [hotFrom, spillTo) are being written to Badger
-	jlive    map[uint32]int // hot records, by journal file
-	jcur     uint32         // the journal file of the last commit
-	jfree    []uint32       // journal files with no hot record, to remove
+	jr        *journal
+	hot       []record       // hot records, ascending; val is nil once deleted
+	hotBytes  int64          // bytes of the hot records not deleted
+	hotMax    int64          // hot bytes past which the oldest spill
+	hotFrom   uint64         // Badger holds every stored record below; the journal those at or above
+	spillTo   uint64         // records in [hotFrom, spillTo) are being written to Badger
+	jlive     map[uint32]int // hot records, by journal file
+	jcur      uint32         // the journal file of the last commit
+	jfree     []uint32       // journal files with no hot record, to remove
+	unsynced  []uint32       // the committer's: journal files of records spilled since Badger's last sync
+	synced    time.Time      // the committer's: Badger's last sync after a spill
+	unsyncedN int            // len(unsynced) after the last commit
 
 	redrop  []segRef          // segments whose drop did not finish (segment.go)
 	drops   map[string]uint64 // events dropped, by reason
