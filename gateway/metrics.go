@@ -80,7 +80,7 @@ type uplinkCollector struct {
 
 var uplinkDescs = struct {
 	connected, forwarded, enqueued, resent, queued, inflight, syncs, slow,
-	queuedBytes, classEvents, classBytes, oldest, dropped, quarantined,
+	queuedBytes, classEvents, classBytes, oldest, dropped, quarantined, spilled,
 	reconnects, stalls, storeBytes, commitTimes, ackTimes *prometheus.Desc
 }{
 	connected:   desc("flowgate_uplink_connected", "1 while the uplink is connected to the cloud broker."),
@@ -97,6 +97,7 @@ var uplinkDescs = struct {
 	oldest:      desc("flowgate_uplink_oldest_age_seconds", "Age of the oldest event waiting; 0 when none is."),
 	dropped:     desc("flowgate_uplink_dropped_total", "Events dropped undelivered, by reason: expired (class TTL), full (room made) or too_large (above the broker's maximum packet size).", "reason"),
 	quarantined: desc("flowgate_outbox_quarantined_total", "Stored events that could not be read and were moved to the quarantine."),
+	spilled:     desc("flowgate_outbox_spilled_total", "Events moved from the journal into Badger, not acknowledged by the cloud within a second."),
 	reconnects:  desc("flowgate_uplink_reconnects_total", "Connections to the cloud broker established after the first."),
 	stalls:      desc("flowgate_uplink_stalls_total", "Connections dropped by the watchdog: events in flight, no acknowledgement for uplink.stall_timeout."),
 	storeBytes:  desc("flowgate_outbox_disk_bytes", "Size of the outbox store on disk at the last measurement."),
@@ -139,6 +140,7 @@ func (c *uplinkCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(d.dropped, s.Dropped[r], r)
 	}
 	counter(d.quarantined, s.Quarantined)
+	counter(d.spilled, s.Spilled)
 	counter(d.reconnects, s.Reconnects)
 	counter(d.stalls, s.Stalls)
 	gauge(d.storeBytes, float64(s.StoreBytes))

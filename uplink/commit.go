@@ -379,6 +379,7 @@ func (o *outbox) written(b *batch, err error) {
 	o.redrop = append(o.redrop, b.again...)
 	if err == nil && len(b.spill) > 0 {
 		o.spilled(b)
+		o.spills += uint64(len(b.spill))
 	}
 	if err == nil {
 		for _, jf := range b.release {

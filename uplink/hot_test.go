@@ -98,8 +98,8 @@ func TestHotRecordsSpillAfterHotFor(t *testing.T) {
 		t.Fatal("spillDue = false with records older than hotFor")
 	}
 	appendWalk(t, o, 11, 20, time.Now()) // this commit spills the old ones
-	if got := badgerRecords(t, o); got != 10 {
-		t.Fatalf("Badger holds %d records; want the 10 old ones", got)
+	if got := badgerRecords(t, o); got != 10 || o.spills != 10 {
+		t.Fatalf("Badger holds %d records, %d counted spilled; want the 10 old ones", got, o.spills)
 	}
 	if o.hotFrom != 11 || len(o.hot) != 10 || idSeq(o.hot[0].id) != 11 {
 		t.Fatalf("hotFrom %d, %d hot from %d; want 11, 10 from 11", o.hotFrom, len(o.hot), idSeq(o.hot[0].id))

@@ -75,6 +75,7 @@ type outbox struct {
 	redrop  []segRef          // segments whose drop did not finish (segment.go)
 	drops   map[string]uint64 // events dropped, by reason
 	quarant uint64            // records moved to quarantine
+	spills  uint64            // records spilled from the journal into Badger
 
 	wake   chan struct{} // buffered: tells the committer there is work
 	quit   chan struct{} // closed to stop the committer once it has written everything
@@ -402,6 +403,7 @@ func (o *outbox) fillStats(s *Stats) {
 		s.Dropped[k] = v
 	}
 	s.Quarantined = o.quarant
+	s.Spilled = o.spills
 }
 
 // seekPast looks, where the iterator ended after key last, for a key of l

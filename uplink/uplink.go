@@ -127,6 +127,9 @@ type Stats struct {
 	// Quarantined counts stored records that could not be read and were set
 	// aside in the store's quarantine instead of being sent.
 	Quarantined uint64
+	// Spilled counts events written from the journal into Badger, not
+	// acknowledged within a second (journal.go).
+	Spilled uint64
 
 	// With a store (Options.StoreDir): group commits that synced events,
 	// those of them that took longer than Options.CommitInterval, and the
