@@ -2,8 +2,10 @@ package uplink
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -100,3 +102,29 @@ func WithoutJournal(o Options) Options {
 	o.noJournal = true
 	return o
 }
+
+// SaveStateInBadger writes a state record where versions before the state
+// files kept it: in Badger.
+func SaveStateInBadger(u *Uplink, name string, value []byte) error {
+	return u.withStore(func(db *badger.DB) error {
+		return db.Update(func(txn *badger.Txn) error { return txn.Set(stateKey(name), value) })
+	})
+}
+
+// StateInBadger reports whether Badger holds state record name.
+func StateInBadger(u *Uplink, name string) (found bool, err error) {
+	err = u.withStore(func(db *badger.DB) error {
+		return db.View(func(txn *badger.Txn) error {
+			_, err := txn.Get(stateKey(name))
+			found = err == nil
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				err = nil
+			}
+			return err
+		})
+	})
+	return found, err
+}
+
+// AllocatedBytes is the space fi takes on disk.
+func AllocatedBytes(fi os.FileInfo) int64 { return allocated(fi) }

@@ -193,9 +193,10 @@ func (o *outbox) steer(usage, maxBytes int64, draining bool) {
 // would mean no cap at all.
 const minBudget = 1 << 20
 
-// dirUsage is the space the files in dir, and its journal, take on disk: allocated blocks
-// where the system reports them (Badger preallocates its logs sparsely),
-// sizes elsewhere. Errors count as nothing: the next turn measures again.
+// dirUsage is the space the files in dir, its journal and state files
+// included, take on disk: allocated blocks where the system reports them
+// (Badger preallocates its logs sparsely), sizes elsewhere. Errors count as
+// nothing: the next turn measures again.
 func dirUsage(dir string) int64 {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -203,8 +204,8 @@ func dirUsage(dir string) int64 {
 	}
 	var total int64
 	for _, e := range entries {
-		if e.IsDir() && e.Name() == journalDir {
-			total += dirUsage(filepath.Join(dir, journalDir))
+		if e.IsDir() && (e.Name() == journalDir || e.Name() == stateDir) {
+			total += dirUsage(filepath.Join(dir, e.Name()))
 			continue
 		}
 		fi, err := os.Lstat(filepath.Join(dir, e.Name()))

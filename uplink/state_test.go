@@ -3,6 +3,8 @@ package uplink_test
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/flowgate/flowgate/uplink"
@@ -51,5 +53,63 @@ func TestStateBesideEvents(t *testing.T) {
 			t.Errorf("after a restart %d queued, want %d", s.Queued, len(evs))
 		}
 		_ = closeOK(t, again)
+	}
+}
+
+// TestStateFilesNotBadger: on disk a state record is a file of its own, so
+// repeated large saves (a rules checkpoint of megabytes every second) do
+// not pile up in Badger's value log, which nothing would give back; a
+// record an older version kept in Badger is still loaded, and the first
+// save moves it out. A bad name is refused.
+func TestStateFilesNotBadger(t *testing.T) {
+	dir := t.TempDir()
+	opts := uplink.Options{URL: offline, StoreDir: dir}
+	old := newUplink(t, opts)
+	if err := old.Open(); err != nil {
+		t.Fatal(err)
+	}
+	if err := uplink.SaveStateInBadger(old, "rules", []byte("from an older version")); err != nil {
+		t.Fatal(err)
+	}
+	_ = closeOK(t, old)
+
+	u := newUplink(t, opts)
+	if err := u.Open(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := u.LoadState("rules"); err != nil || string(v) != "from an older version" {
+		t.Fatalf("LoadState of a record in Badger = %q, %v", v, err)
+	}
+	big := bytes.Repeat([]byte("checkpoint "), 300_000) // 3.3 MB: above Badger's value threshold
+	for i := range 20 {
+		big[0] = byte('a' + i)
+		if err := u.SaveState("rules", big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, err := u.LoadState("rules"); err != nil || !bytes.Equal(v, big) {
+		t.Fatalf("LoadState after the saves: %d bytes, %v; want the last save", len(v), err)
+	}
+	if found, err := uplink.StateInBadger(u, "rules"); err != nil || found {
+		t.Errorf("the record is still in Badger after a save (%v, %v)", found, err)
+	}
+	if err := u.SaveState("../escape", []byte("x")); err == nil {
+		t.Error("SaveState with a path for a name succeeded")
+	}
+	_ = closeOK(t, u)
+	// 20 saves of 3.3 MB: in Badger's value log they would be 66 MB.
+	var vlog int64
+	files, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			vlog += uplink.AllocatedBytes(fi)
+		}
+	}
+	if vlog > 8<<20 {
+		t.Errorf("Badger's value logs hold %d bytes after 20 saves", vlog)
+	}
+	st, err := os.ReadFile(filepath.Join(dir, "state", "rules"))
+	if err != nil || !bytes.Equal(st, big) {
+		t.Errorf("state/rules: %d bytes, %v", len(st), err)
 	}
 }

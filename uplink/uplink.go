@@ -100,8 +100,9 @@ type Uplink struct {
 	openMu        sync.Mutex
 	maint         sync.WaitGroup
 	maintEvery    time.Duration
-	storeOpen     atomic.Bool // Open succeeded: the fast path of Open
-	storeShut     bool        // closeStore has run: Open refuses
+	storeOpen     atomic.Bool     // Open succeeded: the fast path of Open
+	storeShut     bool            // closeStore has run: Open refuses
+	stateInBadger map[string]bool // state records LoadState found in Badger (state.go); under openMu
 	storeCloseErr error
 }
 
@@ -178,6 +179,8 @@ func New(opts Options) (*Uplink, error) {
 		stop:       make(chan struct{}),
 		runDone:    make(chan struct{}),
 		retry:      make(chan struct{}, 1),
+
+		stateInBadger: make(map[string]bool),
 	}
 	return u, nil
 }

@@ -165,7 +165,7 @@ func TestParseGoBench(t *testing.T) {
 	if v, ok := g.value("BenchmarkDrainBacklog/window=20/uplink", "allocs/event"); !ok || v != 125 {
 		t.Errorf("allocs %v %v", v, ok)
 	}
-	if _, ok := g["BenchmarkBroken"]; ok || len(g) != 6 {
+	if _, ok := g["BenchmarkBroken"]; ok || len(g) != 7 {
 		t.Errorf("parsed %d benchmarks: %v", len(g), g)
 	}
 }
