@@ -97,6 +97,7 @@ func (o *outbox) take() *batch {
 		}
 		if o.jr != nil {
 			b.top = o.durable
+			o.takeRemovedHot(b)
 		}
 		o.takeSpill(b, time.Now(), false)
 	}
@@ -111,9 +112,10 @@ func (u *Uplink) commitLoop(o *outbox) {
 	for {
 		u.mu.Lock()
 		b := o.take()
+		stopped := o.err // a write failed: nothing more is written
 		u.mu.Unlock()
 		if b != nil {
-			u.commit(o, b)
+			u.commit(o, b, stopped)
 			continue
 		}
 		if quitting {
@@ -139,14 +141,19 @@ type delRef struct {
 	id    uint64
 	seg   uint32
 	cost  int64
-	below bool // below the lane's new low mark: no tombstone needed
-	hot   bool // a hot record: nothing to write (hot.go)
+	below      bool   // below the lane's new low mark: no tombstone needed
+	journalled bool   // it was a hot or spilling record (hot.go): jf is its journal file
+	jf         uint32 //
+	hot        bool   // set when taken: not in Badger, nothing to write
 }
 
 // commit writes one batch and tells its Enqueue calls how it went.
-func (u *Uplink) commit(o *outbox, b *batch) {
+func (u *Uplink) commit(o *outbox, b *batch, stopped error) {
 	start := time.Now()
-	err := o.write(b)
+	err := stopped
+	if err == nil {
+		err = o.write(b)
+	}
 	took := time.Since(start)
 
 	u.mu.Lock()
@@ -210,6 +217,11 @@ func (o *outbox) write(b *batch) error {
 // writeJournalled appends b's records to the journal, and writes its spill
 // into Badger: a sync of each makes them durable.
 func (o *outbox) writeJournalled(b *batch, m *meta) error {
+	for _, q := range b.bad {
+		if q.hot { // its copy in the quarantine is not synced yet
+			o.unsynced = append(o.unsynced, q.jf)
+		}
+	}
 	for _, n := range b.jfree {
 		if err := o.jr.remove(n); err != nil {
 			o.log.Warn("cannot remove a journal file; it is replayed at the next start", "err", err)
@@ -377,26 +389,28 @@ func (o *outbox) written(b *batch, err error) {
 		delete(o.dels, q.id)
 	}
 	o.redrop = append(o.redrop, b.again...)
-	if err == nil && len(b.spill) > 0 {
-		o.spilled(b)
-		o.spills += uint64(len(b.spill))
-	}
-	if err == nil {
-		for _, jf := range b.release {
-			o.release(jf)
-		}
-		o.unsyncedN = b.unsynced
-	}
-	if len(b.recs) == 0 {
-		return
-	}
 	if err != nil {
+		// What the store holds is no longer known for sure: it takes
+		// nothing more (Append refuses, the committer writes nothing),
+		// and what it holds on disk is read again at the next start.
+		o.spillTo = o.hotFrom
 		for _, r := range b.recs {
 			o.forget(o.lanes[idLane(r.id)], recordCost(o.lanes[idLane(r.id)], r.val))
 		}
 		if o.err == nil {
 			o.err = fmt.Errorf("uplink: store %s: write failed: %w", o.dir, err)
 		}
+		return
+	}
+	if len(b.spill) > 0 {
+		o.spilled(b)
+		o.spills += uint64(len(b.spill))
+	}
+	for _, jf := range b.release {
+		o.release(jf)
+	}
+	o.unsyncedN = b.unsynced
+	if len(b.recs) == 0 {
 		return
 	}
 	if o.jr != nil {

@@ -34,41 +34,61 @@ func journalLimits(maxBytes int64) (fileMax, hot int64) {
 	return min(max(maxBytes/64, 256<<10), journalFileBytes), min(max(maxBytes/32, 512<<10), hotMax)
 }
 
-// isHot reports whether record seq, if held, is only in the journal: not in
-// Badger, and not being written there.
-func (o *outbox) isHot(seq uint64) bool { return o.jr != nil && seq >= o.spillTo }
-
-// hotRecord returns hot or spilling record seq.
-func (o *outbox) hotRecord(seq uint64) (record, bool) {
-	if o.jr == nil || seq < o.hotFrom {
-		return record{}, false
+// hotIndex finds record id among the hot and spilling records.
+func (o *outbox) hotIndex(id uint64) (int, bool) {
+	if o.jr == nil || idSeq(id) < o.hotFrom {
+		return 0, false
 	}
-	i, ok := slices.BinarySearchFunc(o.hot, seq, cmpSeq)
-	if !ok || o.hot[i].val == nil {
+	i, ok := slices.BinarySearchFunc(o.hot, idSeq(id), cmpSeq)
+	if !ok || o.hot[i].val == nil || o.hot[i].id != id {
+		return 0, false
+	}
+	return i, true
+}
+
+// hotRecord returns hot or spilling record id.
+func (o *outbox) hotRecord(id uint64) (record, bool) {
+	i, ok := o.hotIndex(id)
+	if !ok {
 		return record{}, false
 	}
 	return o.hot[i], true
 }
 
-// unhot takes record seq, deleted or quarantined, off the hot records. It
-// reports whether the record was hot, so that the store has nothing to
-// delete; a record being spilled is left to the spill's accounting.
-func (o *outbox) unhot(seq uint64) bool {
-	if o.jr == nil || seq < o.hotFrom {
-		return false
+// unhot takes record id, deleted or quarantined, off the hot and spilling
+// records, and returns its journal file. Whether the store has anything to
+// delete for it is decided when its batch is taken (takeRemovedHot): by
+// then a spill in flight has succeeded or failed.
+func (o *outbox) unhot(id uint64) (jf uint32, ok bool) {
+	i, ok := o.hotIndex(id)
+	if !ok {
+		return 0, false
 	}
-	i, ok := slices.BinarySearchFunc(o.hot, seq, cmpSeq)
-	if !ok || o.hot[i].val == nil {
-		return false
-	}
+	jf = o.hot[i].jf
 	o.hotBytes -= int64(len(o.hot[i].val))
 	o.hot[i].val = nil
-	hot := seq >= o.spillTo
-	if hot {
-		o.release(o.hot[i].jf)
-	}
 	o.trimHot()
-	return hot
+	return jf, true
+}
+
+// takeRemovedHot decides, for the records b deletes or quarantines that
+// were in the journal, whether they are in Badger: not if they are at or
+// above hotFrom (no spill is in flight while a batch is taken). Those are
+// "hot": nothing to delete, and nothing in meta's counts. A deleted one
+// frees its place in its journal file at once; a quarantined one once its
+// copy in the quarantine is synced.
+func (o *outbox) takeRemovedHot(b *batch) {
+	for i := range b.dels {
+		if d := &b.dels[i]; d.journalled && idSeq(d.id) >= o.hotFrom {
+			d.hot = true
+			o.release(d.jf)
+		}
+	}
+	for i := range b.bad {
+		if q := &b.bad[i]; q.journalled && idSeq(q.id) >= o.hotFrom {
+			q.hot = true
+		}
+	}
 }
 
 // trimHot drops deleted records off the front of the hot records. It
@@ -310,10 +330,11 @@ func (o *outbox) closeHot() error {
 		if err := o.writeRecords(b.spill, &m); err != nil {
 			return err
 		}
-		if err := o.db.Sync(); err != nil {
-			return err
-		}
 		o.meta = m
+	}
+	// Also what earlier commits spilled or quarantined without a sync.
+	if err := o.db.Sync(); err != nil {
+		return err
 	}
 	_, files, err := openJournal(o.jr.dir)
 	if err != nil {

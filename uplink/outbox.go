@@ -304,8 +304,10 @@ func (o *outbox) Delete(id uint64) {
 	o.dels[id] = true
 	// A delete that moves the lane's low mark needs no tombstone: the mark,
 	// in meta, says the record is gone, and its segment is dropped later.
-	// A hot record was never in Badger.
-	o.batch().dels = append(o.pend.dels, delRef{id: id, seg: r.seg, cost: cost, below: l.low > low, hot: o.unhot(idSeq(id))})
+	// Whether the record is in Badger is decided when the batch is taken
+	// (hot.go).
+	jf, journalled := o.unhot(id)
+	o.batch().dels = append(o.pend.dels, delRef{id: id, seg: r.seg, cost: cost, below: l.low > low, jf: jf, journalled: journalled})
 	o.forget(l, cost)
 	o.poke()
 }
@@ -339,7 +341,7 @@ func (o *outbox) remove(l *lane, seq uint64) (record, bool) {
 		}
 		return r, true
 	}
-	if r, ok := o.hotRecord(seq); ok {
+	if r, ok := o.hotRecord(makeID(l.idx, seq)); ok {
 		return r, true
 	}
 	var r record
@@ -452,6 +454,16 @@ func (o *outbox) recount(l *lane) {
 			}
 		}
 	}
+	end := o.durable // the last record Badger may hold; the hot ones are counted below
+	if o.jr != nil {
+		end = min(end, o.hotFrom-1)
+		for _, r := range o.hot {
+			if r.val != nil && idLane(r.id) == l.idx && idSeq(r.id) >= o.hotFrom {
+				n++
+				bytes += recordCost(l, r.val)
+			}
+		}
+	}
 	_ = o.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: l.prefix})
 		defer it.Close()
@@ -460,14 +472,14 @@ func (o *outbox) recount(l *lane) {
 			for ; it.Valid(); it.Next() {
 				last = append(last[:0], it.Item().Key()...)
 				_, seq, ok := parseKey(l, it.Item().Key())
-				if !ok || seq < l.low || seq == guardSeq || seq > o.durable || o.dels[makeID(l.idx, seq)] {
+				if !ok || seq < l.low || seq == guardSeq || seq > end || o.dels[makeID(l.idx, seq)] {
 					continue
 				}
 				n++
 				bytes += keyCost(l) + it.Item().ValueSize()
 				next = seq + 1
 			}
-			if next > o.durable || !seekPast(it, l, last, next, o.durable) {
+			if next > end || !seekPast(it, l, last, next, end) {
 				return nil
 			}
 		}

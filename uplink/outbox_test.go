@@ -32,7 +32,10 @@ func newTestOutbox(t *testing.T, dir string, edit func(*Options)) *outbox {
 func commitAll(t *testing.T, o *outbox) {
 	t.Helper()
 	if b := o.take(); b != nil {
-		err := o.write(b)
+		err := o.err // as the committer: after a failed write nothing is written
+		if err == nil {
+			err = o.write(b)
+		}
 		o.written(b, err)
 		if err != nil {
 			t.Fatalf("write: %v", err)

@@ -20,7 +20,10 @@ type badRecord struct {
 	record       // val is what could be read of it; may be nil
 	size   int64 // what it counted against the byte budget
 	err    error // why it could not be used
-	hot    bool  // only in the journal: nothing to delete (hot.go)
+
+	journalled bool   // it was a hot or spilling record: jf is its journal file (hot.go)
+	jf         uint32 //
+	hot        bool   // set when taken: not in Badger, nothing to delete
 }
 
 // Reasons a record is quarantined, besides Badger's own errors.
@@ -37,7 +40,7 @@ func (o *outbox) quarantineAll(bad []badRecord) {
 			q.err = errBadHeader
 		}
 		l := o.lanes[idLane(q.id)]
-		q.hot = o.unhot(idSeq(q.id))
+		q.jf, q.journalled = o.unhot(q.id)
 		o.dels[q.id] = true
 		o.batch().bad = append(o.pend.bad, q)
 		o.forget(l, q.size)

@@ -167,10 +167,13 @@ func countFiles(files *storeFiles, classes []Class, problems []FileProblem) (Sto
 		c.Classes = append(c.Classes, ClassStats{Name: cl.Name})
 	}
 	count := func(name string, seq uint64, size int) {
-		if seq == guardSeq || seq < s.low[name] {
+		if seq == guardSeq {
 			return
 		}
 		s.top = max(s.top, seq)
+		if seq < s.low[name] {
+			return
+		}
 		i, known := idx[name]
 		if !known {
 			i, idx[name] = len(c.Classes), len(c.Classes)
@@ -308,6 +311,7 @@ func (s *salvager) readMeta(_, val []byte, verr error) error {
 	for name, lm := range m.Lanes {
 		s.low[name] = lm.Low
 	}
+	s.top = max(s.top, m.Last) // Badger held every record up to Last: the journal's are above
 	return nil
 }
 
@@ -333,10 +337,13 @@ func (s *salvager) record(key, val []byte, verr error) error {
 		return s.setAside(append([]byte{quarantineTag}, key...), val)
 	}
 	name, seq := string(key[2:2+n]), binary.BigEndian.Uint64(key[2+n+4:])
-	if seq == guardSeq || seq < s.low[name] {
+	if seq == guardSeq {
 		return nil
 	}
 	s.top = max(s.top, seq)
+	if seq < s.low[name] {
+		return nil
+	}
 	rec, at, ok := parseValue(val)
 	if verr != nil || !ok {
 		s.rep.Unreadable++

@@ -281,17 +281,19 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 		// Writes are not synced one by one: the committer syncs each group
 		// with db.Sync (see commit.go), which is what makes group commit work.
 		WithSyncWrites(false).
-		// Small memtables (the default is five of 64 MB) bound RAM. A
-		// memtable's write-ahead log is what db.Sync makes durable.
-		WithMemTableSize(16 << 20).
+		// Small memtables (the default is five of 64 MB) bound RAM: live
+		// events go to the journal (journal.go), Badger takes the backlog.
+		// A memtable's write-ahead log is what db.Sync makes durable.
+		WithMemTableSize(4 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
 		// Events (~300 B) stay below the value threshold, so they live in
 		// the LSM tree itself: compaction drops deleted events, and no value
 		// log garbage collection is needed. The value log then holds only
-		// the rare event above 1 MB; 64 MB files instead of 1 GB ones.
-		WithValueThreshold(1 << 20).
+		// the rare event above 512 kB (a transaction must hold a value: 15%
+		// of a memtable); 64 MB files instead of 1 GB ones.
+		WithValueThreshold(512 << 10).
 		WithValueLogFileSize(64 << 20).
 		// Snappy shrinks JSON several times; a small block cache is enough
 		// for a queue read front to back.
