@@ -138,9 +138,9 @@ type lostRef struct {
 
 // delRef is a record to delete: its id, segment and size.
 type delRef struct {
-	id    uint64
-	seg   uint32
-	cost  int64
+	id         uint64
+	seg        uint32
+	cost       int64
 	below      bool   // below the lane's new low mark: no tombstone needed
 	journalled bool   // it was a hot or spilling record (hot.go): jf is its journal file
 	jf         uint32 //
