@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -142,8 +144,8 @@ type delRef struct {
 	seg        uint32
 	cost       int64
 	below      bool   // below the lane's new low mark: no tombstone needed
-	journalled bool   // it was a hot or spilling record (hot.go): jf is its journal file
-	jf         uint32 //
+	journalled bool   // it was a hot or spilling record (hot.go)
+	jf         uint32 // then: its journal file
 	hot        bool   // set when taken: not in Badger, nothing to write
 }
 
@@ -211,7 +213,42 @@ func (o *outbox) write(b *batch) error {
 	if len(b.recs) == 0 {
 		return nil
 	}
-	return o.db.Sync()
+	return o.syncStore()
+}
+
+// syncStore makes every write Badger has taken durable. db.Sync syncs only
+// the active memtable's log; one Badger has just rotated is synced when
+// its flush to a table ends, and until then a power cut would lose what
+// it holds. So each memtable log is synced too (fsync writes back pages
+// written through Badger's mapping).
+func (o *outbox) syncStore() error {
+	if o.dir == "" {
+		return nil
+	}
+	if err := o.db.Sync(); err != nil {
+		return err
+	}
+	mems, err := filepath.Glob(filepath.Join(o.dir, "*.mem"))
+	if err != nil {
+		return err
+	}
+	for _, p := range mems {
+		f, err := os.Open(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // flushed to a table and deleted meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // writeJournalled appends b's records to the journal, and writes its spill
@@ -243,8 +280,8 @@ func (o *outbox) writeJournalled(b *batch, m *meta) error {
 		}
 	}
 	o.meta = *m
-	if len(o.unsynced) > 0 && time.Since(o.synced) >= spillSyncEvery {
-		if err := o.db.Sync(); err != nil {
+	if len(o.unsynced) > 0 && (!o.deferSync || time.Since(o.synced) >= spillSyncEvery) {
+		if err := o.syncStore(); err != nil {
 			return err
 		}
 		b.release, o.unsynced, o.synced = o.unsynced, nil, time.Now()
@@ -382,12 +419,6 @@ func (m meta) encode() []byte {
 // refuses new ones from then on.
 func (o *outbox) written(b *batch, err error) {
 	o.writing = nil
-	for _, d := range b.dels {
-		delete(o.dels, d.id)
-	}
-	for _, q := range b.bad {
-		delete(o.dels, q.id)
-	}
 	o.redrop = append(o.redrop, b.again...)
 	if err != nil {
 		// What the store holds is no longer known for sure: it takes
@@ -400,7 +431,13 @@ func (o *outbox) written(b *batch, err error) {
 		if o.err == nil {
 			o.err = fmt.Errorf("uplink: store %s: write failed: %w", o.dir, err)
 		}
-		return
+		return // b's removals stay in dels: Next keeps skipping them
+	}
+	for _, d := range b.dels {
+		delete(o.dels, d.id)
+	}
+	for _, q := range b.bad {
+		delete(o.dels, q.id)
 	}
 	if len(b.spill) > 0 {
 		o.spilled(b)
@@ -482,9 +519,12 @@ func (u *Uplink) closeStore() error {
 }
 
 // close spills the hot records (hot.go) and closes Badger; the committer
-// has stopped.
+// has stopped. After a failed write the journal stays as it is, for the
+// next start to replay.
 func (o *outbox) close() error {
-	if err := o.closeHot(); err != nil {
+	if o.err != nil && !errors.Is(o.err, errStoreClosed) {
+		o.log.Warn("the store failed: its journal is replayed at the next start", "dir", o.dir, "err", o.err)
+	} else if err := o.closeHot(); err != nil {
 		o.log.Warn("events left in the journal; they are replayed at the next start", "dir", o.dir, "err", err)
 	}
 	return o.db.Close()

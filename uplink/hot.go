@@ -31,7 +31,7 @@ func journalLimits(maxBytes int64) (fileMax, hot int64) {
 	if maxBytes <= 0 {
 		return journalFileBytes, hotMax
 	}
-	return min(max(maxBytes/64, 256<<10), journalFileBytes), min(max(maxBytes/32, 512<<10), hotMax)
+	return min(max(maxBytes/128, 256<<10), journalFileBytes), min(max(maxBytes/64, 512<<10), hotMax)
 }
 
 // hotIndex finds record id among the hot and spilling records.
@@ -195,6 +195,9 @@ func (o *outbox) openHot(dir string, maxBytes int64) error {
 		return err
 	}
 	jr.max, o.hotMax = journalLimits(maxBytes)
+	// Until Badger is synced a spilled event is on disk twice, in the
+	// journal and in Badger: under a small byte cap that share shows.
+	o.deferSync = maxBytes <= 0 || maxBytes >= 256<<20
 	var recs []record
 	for i, n := range files {
 		err := o.replayFile(jr.path(n), &recs)
@@ -215,6 +218,11 @@ func (o *outbox) openHot(dir string, maxBytes int64) error {
 		}
 	}
 	if err := o.replay(recs); err != nil {
+		return err
+	}
+	// What Badger held when it opened, a crashed process's unsynced
+	// writes included, and the replay: durable before the journal goes.
+	if err := o.syncStore(); err != nil {
 		return err
 	}
 	for _, n := range files {
@@ -276,9 +284,6 @@ func (o *outbox) replay(recs []record) error {
 	if err := o.writeRecords(recs, &m); err != nil {
 		return err
 	}
-	if err := o.db.Sync(); err != nil {
-		return err
-	}
 	o.meta = m
 	for _, r := range recs {
 		l := o.lanes[idLane(r.id)]
@@ -333,7 +338,7 @@ func (o *outbox) closeHot() error {
 		o.meta = m
 	}
 	// Also what earlier commits spilled or quarantined without a sync.
-	if err := o.db.Sync(); err != nil {
+	if err := o.syncStore(); err != nil {
 		return err
 	}
 	_, files, err := openJournal(o.jr.dir)

@@ -1,6 +1,8 @@
 package uplink
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/flowgate/flowgate/event"
 )
 
 // badgerRecords counts the records (guard keys left out) Badger holds.
@@ -248,10 +251,11 @@ func TestRecountCountsHotRecords(t *testing.T) {
 }
 
 // A commit that fails (here the journal's file is gone from under it) stops
-// the store: Append refuses, nothing more is written, and a spill it took
-// is given back. What was acknowledged meanwhile is not counted against
-// Badger; after a restart every record not acknowledged is there, once,
-// and the counts agree with what Badger holds.
+// the store: Append refuses, nothing more is written, a spill it took is
+// given back, and what is acknowledged meanwhile stays hidden from Next
+// though its delete is never written. Closing leaves the journal as it is;
+// the restart replays it: every record, the one acknowledged after the
+// failure again (as after a crash), and the counts agree with Badger.
 func TestFailedCommitStopsTheStore(t *testing.T) {
 	dir := t.TempDir()
 	o := newTestOutbox(t, dir, nil)
@@ -281,12 +285,22 @@ func TestFailedCommitStopsTheStore(t *testing.T) {
 	} else {
 		o.written(b, o.err) // as the committer: nothing written
 	}
+	for from := uint64(0); ; { // the acknowledged record is not read again
+		id, _, ok := o.Next(1, from)
+		if !ok {
+			break
+		}
+		if idSeq(id) == 3 {
+			t.Fatal("Next returned a record acknowledged after the failure")
+		}
+		from = idSeq(id) + 1
+	}
 	if err := o.close(); err != nil {
 		t.Fatal(err)
 	}
 	o = newTestOutbox(t, dir, nil)
-	if got := badgerRecords(t, o); got != 9 || o.Len() != 9 {
-		t.Errorf("after the restart Badger holds %d records, Len %d; want the 9 not acknowledged", got, o.Len())
+	if got := badgerRecords(t, o); got != 10 || o.Len() != 10 {
+		t.Errorf("after the restart Badger holds %d records, Len %d; want the 10 of the journal", got, o.Len())
 	}
 	got := 0
 	for li := range 2 {
@@ -299,7 +313,85 @@ func TestFailedCommitStopsTheStore(t *testing.T) {
 			from = idSeq(id) + 1
 		}
 	}
-	if got != 9 {
-		t.Errorf("Next delivers %d records after the restart, want 9", got)
+	if got != 10 {
+		t.Errorf("Next delivers %d records after the restart, want 10", got)
+	}
+}
+
+// SaveState refuses once a commit failed: the events submitted before it
+// are not on disk, and a checkpoint that counts them must not be saved.
+func TestSaveStateAfterFailedCommit(t *testing.T) {
+	u, err := New(Options{StoreDir: t.TempDir(), Topic: "t/{type}", URL: "mqtt://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close(context.Background())
+	ev := func() *event.Event {
+		return &event.Event{ID: event.NewID(), Source: "/s", Type: "x", Time: time.Now(), DataContentType: "application/json", Data: json.RawMessage(`{}`)}
+	}
+	if err := u.Enqueue(context.Background(), ev()); err != nil {
+		t.Fatal(err)
+	}
+	u.mu.Lock()
+	_ = u.ob.jr.f.Close() // the next append fails
+	u.mu.Unlock()
+	d, err := u.Submit(context.Background(), ev(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(context.Background()); err == nil {
+		t.Fatal("the commit did not fail")
+	}
+	if err := u.SaveState("rules", []byte("x")); err == nil {
+		t.Error("SaveState succeeded after an event submitted before it failed to be stored")
+	}
+}
+
+// After a failed commit the store writes nothing, deletes included: a
+// record acknowledged then stays hidden from Next (its delete is kept in
+// memory), and is not delivered again when the lane is read from Badger.
+func TestStoppedStoreKeepsDeletesInMemory(t *testing.T) {
+	o := newTestOutbox(t, t.TempDir(), nil)
+	const n = 2200 // more than a read-ahead holds
+	appendWalk(t, o, 1, n, time.Now().Add(-2*hotFor))
+	appendWalk(t, o, n+1, n+1, time.Now()) // spills 1…n into Badger
+	if got := badgerRecords(t, o); got != n {
+		t.Fatalf("Badger holds %d records, want %d", got, n)
+	}
+	if _, err := o.Append(1, []byte("x"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_ = o.jr.f.Close()
+	b := o.take()
+	err := o.write(b)
+	o.written(b, err)
+	if o.err == nil {
+		t.Fatal("the commit did not fail")
+	}
+	o.Next(1, 0)
+	before := o.Len()
+	o.Delete(makeID(1, 5)) // acknowledged, not the lane's first
+	if b := o.take(); b != nil {
+		o.written(b, o.err) // as the committer once stopped: nothing written
+	}
+	for from := uint64(0); ; { // the read-ahead moves on, past its window
+		id, _, ok := o.Next(1, from)
+		if !ok {
+			break
+		}
+		from = idSeq(id) + 1
+	}
+	for from := uint64(0); ; { // a reconnect reads the lane again, from Badger
+		id, _, ok := o.Next(1, from)
+		if !ok || idSeq(id) > 5 {
+			break
+		}
+		if idSeq(id) == 5 {
+			t.Fatal("the record acknowledged after the failure was read again")
+		}
+		from = idSeq(id) + 1
+	}
+	if o.Len() != before-1 {
+		t.Errorf("Len %d, want %d", o.Len(), before-1)
 	}
 }

@@ -78,7 +78,7 @@ type journal struct {
 // openJournal opens dir, creating it, and returns the numbers of the files
 // it holds, ascending. New frames go to a new file after them.
 func openJournal(dir string) (*journal, []uint32, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirSynced(dir); err != nil {
 		return nil, nil, fmt.Errorf("uplink: journal: %w", err)
 	}
 	ents, err := os.ReadDir(dir)
@@ -180,6 +180,17 @@ func (j *journal) close() error {
 	err := j.f.Close()
 	j.f = nil
 	return err
+}
+
+// mkdirSynced creates dir if it is missing, and makes its name durable.
+func mkdirSynced(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
 }
 
 func syncDir(dir string) error {

@@ -71,6 +71,7 @@ type outbox struct {
 	unsynced  []uint32       // the committer's: journal files of records spilled since Badger's last sync
 	synced    time.Time      // the committer's: Badger's last sync after a spill
 	unsyncedN int            // len(unsynced) after the last commit
+	deferSync bool           // spills wait up to spillSyncEvery for a sync (hot.go)
 
 	redrop  []segRef          // segments whose drop did not finish (segment.go)
 	drops   map[string]uint64 // events dropped, by reason

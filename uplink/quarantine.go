@@ -21,8 +21,8 @@ type badRecord struct {
 	size   int64 // what it counted against the byte budget
 	err    error // why it could not be used
 
-	journalled bool   // it was a hot or spilling record: jf is its journal file (hot.go)
-	jf         uint32 //
+	journalled bool   // it was a hot or spilling record (hot.go)
+	jf         uint32 // then: its journal file
 	hot        bool   // set when taken: not in Badger, nothing to delete
 }
 

@@ -26,7 +26,8 @@ import (
 //
 //	's' name
 //
-// where LoadState still finds them; the first SaveState moves them out.
+// where LoadState still finds them; each process's first SaveState of a
+// name deletes it there.
 const stateTag = 's'
 
 // stateDir holds the state files of a store on disk.
@@ -63,14 +64,22 @@ func (u *Uplink) SaveState(name string, value []byte) error {
 			if u.ob.dir == "" {
 				return db.Update(func(txn *badger.Txn) error { return txn.Set(stateKey(name), value) })
 			}
-			if err := writeFileSynced(filepath.Join(u.ob.dir, stateDir), name, value); err != nil {
+			dir := filepath.Join(u.ob.dir, stateDir)
+			if err := writeFileSynced(dir, name, value); err != nil {
 				return err
 			}
-			if u.stateInBadger[name] { // moved out: the old record goes
-				delete(u.stateInBadger, name)
-				return db.Update(func(txn *badger.Txn) error { return txn.Delete(stateKey(name)) })
+			if u.stateTidied[name] {
+				return nil
 			}
-			return nil
+			// The first save of name by this process: a record an older
+			// version kept in Badger goes, and so do the files a crash
+			// left half-written.
+			u.stateTidied[name] = true
+			leftovers, _ := filepath.Glob(filepath.Join(dir, "."+name+".*"))
+			for _, p := range leftovers {
+				_ = os.Remove(p)
+			}
+			return db.Update(func(txn *badger.Txn) error { return txn.Delete(stateKey(name)) })
 		})
 	}
 	if err != nil {
@@ -86,7 +95,11 @@ func (u *Uplink) submittedDurable() error {
 	if b == nil {
 		b = u.ob.writing
 	}
+	err := u.ob.err // an earlier commit failed: its events are not on disk
 	u.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	if b == nil {
 		return nil
 	}
@@ -114,9 +127,6 @@ func (u *Uplink) LoadState(name string) ([]byte, error) {
 				if err != nil {
 					return err
 				}
-				if u.ob.dir != "" {
-					u.stateInBadger[name] = true
-				}
 				value, err = item.ValueCopy(nil)
 				return err
 			})
@@ -138,7 +148,7 @@ func checkStateName(name string) error {
 // writeFileSynced replaces dir/name with data, durably: a crash leaves the
 // old file or the new one, whole.
 func writeFileSynced(dir, name string, data []byte) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirSynced(dir); err != nil {
 		return err
 	}
 	f, err := os.CreateTemp(dir, "."+name+".*")

@@ -102,7 +102,7 @@ type Uplink struct {
 	maintEvery    time.Duration
 	storeOpen     atomic.Bool     // Open succeeded: the fast path of Open
 	storeShut     bool            // closeStore has run: Open refuses
-	stateInBadger map[string]bool // state records LoadState found in Badger (state.go); under openMu
+	stateTidied   map[string]bool // state names saved by this process (state.go); under openMu
 	storeCloseErr error
 }
 
@@ -180,7 +180,7 @@ func New(opts Options) (*Uplink, error) {
 		runDone:    make(chan struct{}),
 		retry:      make(chan struct{}, 1),
 
-		stateInBadger: make(map[string]bool),
+		stateTidied: make(map[string]bool),
 	}
 	return u, nil
 }
