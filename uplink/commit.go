@@ -233,19 +233,9 @@ func (o *outbox) syncStore() error {
 		return err
 	}
 	for _, p := range mems {
-		f, err := os.Open(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue // flushed to a table and deleted meanwhile
-		}
-		if err != nil {
+		// One flushed to a table and deleted meanwhile needs nothing.
+		if err := syncPath(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
-		}
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("sync %s: %w", p, err)
 		}
 	}
 	return nil
