@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -191,4 +192,41 @@ func TestValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Errorf("defaults: %v", err)
 	}
+}
+
+// TestRunPublishersCannotConnect: when the subscribers connect but the
+// publishers' broker is not there (a gateway that failed to start), Run
+// returns the connection error at once; it used to wait forever for the
+// subscribers' receive loops, which never started, and ignored SIGTERM.
+func TestRunPublishersCannotConnect(t *testing.T) {
+	m := uplinktest.StartMosquitto(t)
+	c := testConfig(closedAddr(t))
+	c.SubBroker = m.Addr()
+	c.Publishers, c.Subscribers, c.Count = 2, 2, 10
+	c.ConnectTimeout = 2 * time.Second
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(context.Background(), c)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Run succeeded with no broker for the publishers")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return with no broker for the publishers")
+	}
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
 }

@@ -28,7 +28,8 @@ type subscriber struct {
 	unstamped uint64
 	lastRecv  atomic.Int64 // unix ns of the last distinct message
 
-	done    chan struct{}
+	done    chan struct{} // closed by recv when it returns
+	started atomic.Bool   // recv runs: close waits for done
 	closing atomic.Bool
 	once    sync.Once
 }
@@ -81,6 +82,7 @@ func (s *subscriber) recvStart(r *run) {
 	if r.cfg.Warmup > 0 {
 		s.steadyAt = r.start.Add(r.cfg.Warmup).UnixMicro()
 	}
+	s.started.Store(true)
 	go s.recv(r)
 	go s.c.keepAlive(r.cfg.KeepAlive/2, s.done)
 }
@@ -161,7 +163,9 @@ func (s *subscriber) close() {
 	s.once.Do(func() {
 		s.closing.Store(true)
 		s.c.disconnect()
-		<-s.done
+		if s.started.Load() { // a run that failed to start never started recv
+			<-s.done
+		}
 	})
 }
 
