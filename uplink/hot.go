@@ -165,13 +165,11 @@ func (o *outbox) spillDue(now time.Time) bool {
 	if o.jr == nil || o.hotBytes > o.hotMax || o.unsyncedN > 0 {
 		return o.jr != nil
 	}
-	for _, r := range o.hot {
-		if r.val != nil {
-			_, at, _ := parseValue(r.val)
-			return now.Sub(at) >= hotFor
-		}
+	if len(o.hot) == 0 {
+		return false
 	}
-	return false
+	_, at, _ := parseValue(o.hot[0].val) // trimHot keeps the first one held
+	return now.Sub(at) >= hotFor
 }
 
 // spilled records that b's spilled records are in Badger now; their
@@ -199,20 +197,18 @@ func (o *outbox) openHot(dir string, maxBytes int64) error {
 	// journal and in Badger: under a small byte cap that share shows.
 	o.deferSync = maxBytes <= 0 || maxBytes >= 256<<20
 	var recs []record
-	for i, n := range files {
-		err := o.replayFile(jr.path(n), &recs)
-		last := i == len(files)-1
-		if errors.Is(err, errJournalCut) && last {
-			err = nil // the write a crash interrupted
+	problems, err := readJournalDir(dir, func(jr journalRecord) error {
+		if r, ok := o.replayable(jr); ok {
+			recs = append(recs, r)
 		}
-		if errors.Is(err, errJournalFrame) || errors.Is(err, errJournalCut) {
-			kept, err2 := keepDamaged(jr.path(n))
-			o.log.Error("journal file damaged: the events after the damage are not replayed; file kept", "file", kept, "err", err)
-			if err2 != nil {
-				return err2
-			}
-			continue
-		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range problems {
+		kept, err := keepDamaged(filepath.Join(dir, p.File))
+		o.log.Error("journal file damaged: the events after the damage are not replayed; file kept", "file", kept, "problem", p.Problem)
 		if err != nil {
 			return err
 		}
@@ -225,7 +221,7 @@ func (o *outbox) openHot(dir string, maxBytes int64) error {
 	if err := o.syncStore(); err != nil {
 		return err
 	}
-	for _, n := range files {
+	for _, n := range files { // a damaged one is gone already: kept under its new name
 		if err := jr.remove(n); err != nil {
 			return err
 		}
@@ -250,27 +246,18 @@ func keepDamaged(path string) (string, error) {
 	return path, fmt.Errorf("uplink: journal: no name left to keep %s under", path)
 }
 
-// replayFile appends to recs the records of journal file path that Badger
-// does not hold and that are not below their lane's low mark.
-func (o *outbox) replayFile(path string, recs *[]record) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
+// replayable returns the record of jr, read from the journal, unless
+// Badger holds it already or its lane's low mark says it was acknowledged.
+func (o *outbox) replayable(jr journalRecord) (record, bool) {
+	li := o.laneOf(jr.class)
+	if li < 0 {
+		o.addLane(Class{Name: jr.class})
+		li = len(o.lanes) - 1
 	}
-	defer f.Close()
-	return readJournal(bufio.NewReader(f), func(jr journalRecord) error {
-		li := o.laneOf(jr.class)
-		if li < 0 {
-			o.addLane(Class{Name: jr.class})
-			li = len(o.lanes) - 1
-		}
-		l := o.lanes[li]
-		if jr.seq <= o.durable || jr.seq < l.low {
-			return nil // in Badger already, or acknowledged
-		}
-		*recs = append(*recs, record{id: makeID(li, jr.seq), seg: jr.seg, val: jr.val})
-		return nil
-	})
+	if jr.seq <= o.durable || jr.seq < o.lanes[li].low {
+		return record{}, false
+	}
+	return record{id: makeID(li, jr.seq), seg: jr.seg, val: jr.val}, true
 }
 
 // replay writes recs, read from the journal, into Badger and counts them.
@@ -341,7 +328,7 @@ func (o *outbox) closeHot() error {
 	if err := o.syncStore(); err != nil {
 		return err
 	}
-	_, files, err := openJournal(o.jr.dir)
+	files, err := listJournal(o.jr.dir)
 	if err != nil {
 		return err
 	}
@@ -358,28 +345,24 @@ func (o *outbox) closeHot() error {
 // CheckStore). A damaged frame ends its file; the damage is returned as a
 // problem to report.
 func readJournalDir(dir string, fn func(journalRecord) error) ([]FileProblem, error) {
-	jdir := filepath.Join(dir, journalDir)
-	ents, err := os.ReadDir(jdir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	nums, err := listJournal(filepath.Join(dir, journalDir))
 	if err != nil {
 		return nil, err
 	}
 	var problems []FileProblem
-	ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool { _, ok := journalFileNum(e.Name()); return !ok })
-	for i, e := range ents { // ReadDir sorts by name: the files' order
-		f, err := os.Open(filepath.Join(jdir, e.Name()))
+	for i, n := range nums {
+		name := filepath.Join(journalDir, journalFileName(n))
+		f, err := os.Open(filepath.Join(dir, name))
 		if err != nil {
 			return problems, err
 		}
 		err = readJournal(bufio.NewReader(f), fn)
 		_ = f.Close()
-		if errors.Is(err, errJournalCut) && i == len(ents)-1 {
+		if errors.Is(err, errJournalCut) && i == len(nums)-1 {
 			err = nil // the write a crash interrupted
 		}
 		if errors.Is(err, errJournalFrame) || errors.Is(err, errJournalCut) {
-			problems = append(problems, FileProblem{filepath.Join(journalDir, e.Name()), err.Error() + "; the events after it are lost"})
+			problems = append(problems, FileProblem{name, err.Error() + "; the events after it are lost"})
 			continue
 		}
 		if err != nil {

@@ -81,9 +81,26 @@ func openJournal(dir string) (*journal, []uint32, error) {
 	if err := mkdirSynced(dir); err != nil {
 		return nil, nil, fmt.Errorf("uplink: journal: %w", err)
 	}
-	ents, err := os.ReadDir(dir)
+	nums, err := listJournal(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("uplink: journal: %w", err)
+		return nil, nil, err
+	}
+	j := &journal{dir: dir}
+	if len(nums) > 0 {
+		j.cur = nums[len(nums)-1]
+	}
+	return j, nums, nil
+}
+
+// listJournal returns the numbers of the journal files in dir, ascending;
+// none if dir does not exist.
+func listJournal(dir string) ([]uint32, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("uplink: journal: %w", err)
 	}
 	var nums []uint32
 	for _, e := range ents {
@@ -92,11 +109,7 @@ func openJournal(dir string) (*journal, []uint32, error) {
 		}
 	}
 	slices.Sort(nums)
-	j := &journal{dir: dir}
-	if len(nums) > 0 {
-		j.cur = nums[len(nums)-1]
-	}
-	return j, nums, nil
+	return nums, nil
 }
 
 func journalFileName(n uint32) string { return fmt.Sprintf("%010d.log", n) }
@@ -312,7 +325,7 @@ func parseFrame(p []byte, fn func(journalRecord) error) error {
 		jr.seq = binary.BigEndian.Uint64(p[4:])
 		vl := binary.BigEndian.Uint32(p[12:])
 		p = p[16:]
-		if uint64(vl) > uint64(len(p)) || jr.seq >= 1<<seqBits || jr.seq == guardSeq {
+		if uint64(vl) > uint64(len(p)) || jr.seq >= 1<<seqBits { // guardSeq is above too
 			return fmt.Errorf("%w: record of %d bytes, sequence %d", errJournalFrame, vl, jr.seq)
 		}
 		jr.val = slices.Clone(p[:vl])

@@ -204,7 +204,7 @@ func dirUsage(dir string) int64 {
 	}
 	var total int64
 	for _, e := range entries {
-		if e.IsDir() && (e.Name() == journalDir || e.Name() == stateDir) {
+		if e.IsDir() { // the journal's and the state files'
 			total += dirUsage(filepath.Join(dir, e.Name()))
 			continue
 		}

@@ -60,7 +60,7 @@ type outbox struct {
 
 	// The journal (journal.go, hot.go); jr is nil for a store in memory.
 	jr        *journal
-	hot       []record       // hot records, ascending; val is nil once deleted
+	hot       []record       // hot records, ascending; val is nil once deleted, never the first's
 	hotBytes  int64          // bytes of the hot records not deleted
 	hotMax    int64          // hot bytes past which the oldest spill
 	hotFrom   uint64         // Badger holds every stored record below; the journal those at or above
