@@ -29,14 +29,16 @@ import (
 // publishes is acknowledged: MQTT clients send unacknowledged publishes
 // again only when they reconnect.
 
-// acker sends the deferred PUBACKs, with one goroutine for each connected
-// client that has some.
+// acker sends the deferred PUBACKs. A client's are sent by a goroutine of
+// its own, started when the first is queued and ended once none is left:
+// with a thousand devices publishing every 100 ms, a hundred or so run at a
+// time rather than one per connection, each with its stack.
 type acker struct {
 	wait func(pending) error // the store's verdict on a publish
 
 	mu      sync.Mutex
 	closing bool
-	clients map[*mqtt.Client]chan deferredAck
+	clients map[*mqtt.Client]*ackQueue
 	wg      sync.WaitGroup
 }
 
@@ -46,14 +48,16 @@ type deferredAck struct {
 	ps pending
 }
 
-// ackBuffer bounds how many PUBACKs one client may have queued; beyond it,
-// reading the client's next packets waits for the disk. It is a channel's
-// buffer per connected client, so it is kept small: 32 publishes in flight
-// per device already fill a group commit with 100 devices.
-const ackBuffer = 32
+// ackQueue is one client's PUBACKs, in the order their publishes came.
+type ackQueue struct {
+	acks    []deferredAck // queued, under acker.mu
+	running bool          // a goroutine is sending them, under acker.mu
+	failed  bool          // the store failed one: none after is sent; the running goroutine's
+	spare   []deferredAck // the running goroutine's buffer, swapped with acks
+}
 
 func newAcker(wait func(pending) error) *acker {
-	return &acker{wait: wait, clients: map[*mqtt.Client]chan deferredAck{}}
+	return &acker{wait: wait, clients: map[*mqtt.Client]*ackQueue{}}
 }
 
 // later queues the PUBACK of packet id of cl, to be sent once ps is on
@@ -68,65 +72,75 @@ func (a *acker) later(cl *mqtt.Client, id uint16, ps pending) bool {
 	}
 	q := a.clients[cl]
 	if q == nil {
-		q = make(chan deferredAck, ackBuffer)
+		q = &ackQueue{}
 		a.clients[cl] = q
+	}
+	cl.State.Inflight.DecreaseReceiveQuota()
+	q.acks = append(q.acks, deferredAck{id: id, ps: ps})
+	start := !q.running
+	if start {
+		q.running = true
 		a.wg.Add(1)
-		go a.run(cl, q)
 	}
 	a.mu.Unlock()
-	cl.State.Inflight.DecreaseReceiveQuota()
-	q <- deferredAck{id: id, ps: ps}
+	if start {
+		go a.run(cl, q)
+	}
 	return true
 }
 
-// run sends cl's PUBACKs in order until its queue is closed and empty.
-// PUBACKs that are due one after the other leave in one write: the
-// connection is corked while the next one is at hand and on disk, and
-// uncorked before run waits for the queue or the disk.
-func (a *acker) run(cl *mqtt.Client, q <-chan deferredAck) {
+// run sends cl's queued PUBACKs in order until none is left. PUBACKs that
+// are due one after the other leave in one write: the connection is
+// corked while the next one is at hand and on disk, and uncorked before
+// run waits for the disk or ends.
+func (a *acker) run(cl *mqtt.Client, q *ackQueue) {
 	defer a.wg.Done()
 	conn, _ := cl.Net.Conn.(*corkConn)
 	defer conn.uncork()
-	failed := false
 	for {
-		var ack deferredAck
-		var ok bool
-		select {
-		case ack, ok = <-q:
-		default:
-			conn.uncork() // nothing more at hand: send what is written
-			ack, ok = <-q
-		}
-		if !ok {
+		a.mu.Lock()
+		batch := q.acks
+		q.acks, q.spare = q.spare[:0], nil
+		if len(batch) == 0 {
+			q.running = false
+			a.mu.Unlock()
 			return
 		}
-		if !ack.ps.ready() {
-			conn.uncork() // the disk is still writing this one
+		a.mu.Unlock()
+		for _, ack := range batch {
+			a.settle(cl, conn, q, ack)
 		}
-		switch {
-		case failed || cl.Closed():
-		case a.wait(ack.ps) != nil:
-			failed = true // not acknowledged: the device resends it once reconnected
-			conn.uncork() // but those before it are on disk: their PUBACKs go first
-			cl.Stop(packets.ErrImplementationSpecificError)
-		default:
-			conn.cork()
-			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: ack.id})
-		}
-		cl.State.Inflight.IncreaseReceiveQuota()
+		clear(batch)
+		q.spare = batch[:0]
 	}
 }
 
-// gone ends cl's acker once the PUBACKs queued are settled. It is called
-// when the client disconnects, from the client's goroutine, after its last
-// publish; calling it twice is harmless.
+// settle sends one PUBACK once its publish is on disk, or disconnects the
+// client if the store failed it, and gives back its unit of receive quota.
+func (a *acker) settle(cl *mqtt.Client, conn *corkConn, q *ackQueue, ack deferredAck) {
+	if !ack.ps.ready() {
+		conn.uncork() // the disk is still writing this one
+	}
+	switch {
+	case q.failed || cl.Closed():
+	case a.wait(ack.ps) != nil:
+		q.failed = true // not acknowledged: the device resends it once reconnected
+		conn.uncork()   // but those before it are on disk: their PUBACKs go first
+		cl.Stop(packets.ErrImplementationSpecificError)
+	default:
+		conn.cork()
+		_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: ack.id})
+	}
+	cl.State.Inflight.IncreaseReceiveQuota()
+}
+
+// gone forgets cl once it has disconnected; PUBACKs still queued are
+// settled by its running goroutine. It is called from the client's
+// goroutine, after its last publish; calling it twice is harmless.
 func (a *acker) gone(cl *mqtt.Client) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if q := a.clients[cl]; q != nil {
-		close(q)
-		delete(a.clients, cl)
-	}
+	delete(a.clients, cl)
 }
 
 // close refuses further PUBACKs to queue and waits until every acker has

@@ -233,11 +233,10 @@ func clientOn(conn net.Conn) *mqtt.Client {
 // runQueued runs a's acker for cl over the PUBACKs of publishes 1…n, all
 // queued before it starts (nothing to wait for on disk), to the end.
 func runQueued(a *acker, cl *mqtt.Client, n int) {
-	q := make(chan deferredAck, n)
+	q := &ackQueue{running: true}
 	for id := 1; id <= n; id++ {
-		q <- deferredAck{id: uint16(id)}
+		q.acks = append(q.acks, deferredAck{id: uint16(id)})
 	}
-	close(q)
 	a.wg.Add(1)
 	a.run(cl, q)
 }
@@ -337,5 +336,64 @@ func TestCorkHoldsOtherWrites(t *testing.T) {
 	}
 	if n := len(under.writes); n != 2 || string(under.writes[1]) != "disconnect|" {
 		t.Errorf("after a corked close: %q, want the DISCONNECT sent before closing", under.writes)
+	}
+}
+
+// TestAckerRunsOnlyWhileAcksWait: a client's PUBACKs are sent by a
+// goroutine that exists only while some wait, so that a thousand devices
+// publishing now and then do not keep a thousand goroutines. PUBACKs queued
+// while it waits for the disk follow in order; once none is left it ends,
+// and the next publish starts another.
+func TestAckerRunsOnlyWhileAcksWait(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	under := &countingConn{Conn: a}
+	cl := clientOn(&corkConn{Conn: under})
+	disk := make(chan struct{})
+	ack := newAcker(func(pending) error { <-disk; return nil })
+	state := func() (running bool, sent []byte) {
+		ack.mu.Lock()
+		running = ack.clients[cl].running
+		ack.mu.Unlock()
+		under.mu.Lock()
+		defer under.mu.Unlock()
+		return running, bytes.Join(under.writes, nil)
+	}
+	settled := func(want []byte) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			running, sent := state()
+			if !running && bytes.Equal(sent, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("running %v, sent %x; want no goroutine left and %x sent", running, sent, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for id := uint16(1); id <= 3; id++ {
+		if !ack.later(cl, id, nil) {
+			t.Fatalf("PUBACK %d refused", id)
+		}
+	}
+	if running, sent := state(); !running || len(sent) != 0 {
+		t.Fatalf("before the disk: running %v, sent %x; want a goroutine waiting and nothing sent", running, sent)
+	}
+	close(disk)
+	settled([]byte{0x40, 2, 0, 1, 0x40, 2, 0, 2, 0x40, 2, 0, 3})
+	if !ack.later(cl, 4, nil) {
+		t.Fatal("PUBACK 4 refused")
+	}
+	settled([]byte{0x40, 2, 0, 1, 0x40, 2, 0, 2, 0x40, 2, 0, 3, 0x40, 2, 0, 4})
+	ack.gone(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ack.close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if ack.later(cl, 5, nil) {
+		t.Error("a PUBACK was queued after close")
 	}
 }

@@ -96,6 +96,9 @@ func Stalled(timeout time.Duration, samples []Sample) []bool {
 	return out
 }
 
+// HotMax is the most bytes of hot records the journal holds (hot.go).
+const HotMax = hotMax
+
 // WithoutJournal returns o with the journal off: every record goes into
 // Badger at its commit, for tests that damage Badger's files.
 func WithoutJournal(o Options) Options {

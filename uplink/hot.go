@@ -14,10 +14,16 @@ import (
 
 const (
 	// hotFor is how long a record may stay hot: one the cloud has not
-	// acknowledged by then spills to Badger.
-	hotFor = time.Second
+	// acknowledged by then spills to Badger. It is long enough for a
+	// gateway that fell a moment behind (a burst, a thousand devices
+	// connecting at once) to catch up without spilling: a spill costs
+	// CPU and memory (Badger's memtables, its level 0 tables) and so
+	// makes the gateway fall further behind. With 1,000 devices at 10
+	// msg/s each, 1s spilled almost every event and held 400-550 MB;
+	// 3s spilled none and held about 200 MB (BENCHMARKS.md).
+	hotFor = 3 * time.Second
 	// hotMax bounds the bytes of hot records: past it the oldest spill.
-	hotMax = 8 << 20
+	hotMax = 16 << 20
 	// spillSyncEvery is how often Badger is synced while records spill:
 	// the journal keeps a spilled record until then, so the spill needs no
 	// sync of its own.

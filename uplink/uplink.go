@@ -129,7 +129,7 @@ type Stats struct {
 	// aside in the store's quarantine instead of being sent.
 	Quarantined uint64
 	// Spilled counts events written from the journal into Badger, not
-	// acknowledged within a second (journal.go).
+	// acknowledged in time (hotFor) or beyond the hot bytes (journal.go).
 	Spilled uint64
 
 	// With a store (Options.StoreDir): group commits that synced events,
