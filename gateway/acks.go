@@ -50,11 +50,24 @@ type deferredAck struct {
 
 // ackQueue is one client's PUBACKs, in the order their publishes came.
 type ackQueue struct {
-	acks    []deferredAck // queued, under acker.mu
-	running bool          // a goroutine is sending them, under acker.mu
-	failed  bool          // the store failed one: none after is sent; the running goroutine's
-	spare   []deferredAck // the running goroutine's buffer, swapped with acks
+	// Under acker.mu:
+	acks    []deferredAck // queued
+	owed    int           // queued or being settled: at most ackBuffer
+	room    sync.Cond     // owed fell below ackBuffer
+	running bool          // a goroutine is sending them
+
+	// The running goroutine's:
+	failed bool          // the store failed one: none after it is sent
+	spare  []deferredAck // its buffer, swapped with acks
 }
+
+// ackBuffer bounds how many PUBACKs one client may be owed; beyond it,
+// reading the client's next packets waits for the disk. So a device that
+// sends publishes without waiting for their PUBACKs (an MQTT 3.1.1 one
+// knows no receive maximum) is slowed down to the disk's pace rather than
+// disconnected for exceeding broker.receive_maximum. 32 publishes in
+// flight per device already fill a group commit with 100 devices.
+const ackBuffer = 32
 
 func newAcker(wait func(pending) error) *acker {
 	return &acker{wait: wait, clients: map[*mqtt.Client]*ackQueue{}}
@@ -62,21 +75,27 @@ func newAcker(wait func(pending) error) *acker {
 
 // later queues the PUBACK of packet id of cl, to be sent once ps is on
 // disk, and takes one unit of the client's receive quota until then. It is
-// called from the client's own goroutine. It returns false, queuing
-// nothing, once the acker is closing.
+// called from the client's own goroutine, and waits while the client is
+// owed ackBuffer PUBACKs. It returns false, queuing nothing, once the
+// acker is closing.
 func (a *acker) later(cl *mqtt.Client, id uint16, ps pending) bool {
 	a.mu.Lock()
+	q := a.clients[cl]
+	if q == nil {
+		q = &ackQueue{}
+		q.room.L = &a.mu
+		a.clients[cl] = q
+	}
+	for q.owed >= ackBuffer && !a.closing {
+		q.room.Wait()
+	}
 	if a.closing {
 		a.mu.Unlock()
 		return false
 	}
-	q := a.clients[cl]
-	if q == nil {
-		q = &ackQueue{}
-		a.clients[cl] = q
-	}
 	cl.State.Inflight.DecreaseReceiveQuota()
 	q.acks = append(q.acks, deferredAck{id: id, ps: ps})
+	q.owed++
 	start := !q.running
 	if start {
 		q.running = true
@@ -96,19 +115,28 @@ func (a *acker) later(cl *mqtt.Client, id uint16, ps pending) bool {
 func (a *acker) run(cl *mqtt.Client, q *ackQueue) {
 	defer a.wg.Done()
 	conn, _ := cl.Net.Conn.(*corkConn)
-	defer conn.uncork()
 	for {
 		a.mu.Lock()
+		if len(q.acks) == 0 {
+			a.mu.Unlock()
+			conn.uncork() // nothing more at hand: send what is written
+			a.mu.Lock()
+			if len(q.acks) == 0 {
+				q.running = false
+				q.acks, q.spare = nil, nil // an idle client keeps no buffer
+				a.mu.Unlock()
+				return
+			}
+		}
 		batch := q.acks
 		q.acks, q.spare = q.spare[:0], nil
-		if len(batch) == 0 {
-			q.running = false
-			a.mu.Unlock()
-			return
-		}
 		a.mu.Unlock()
 		for _, ack := range batch {
 			a.settle(cl, conn, q, ack)
+			a.mu.Lock()
+			q.owed--
+			q.room.Signal()
+			a.mu.Unlock()
 		}
 		clear(batch)
 		q.spare = batch[:0]
@@ -148,6 +176,9 @@ func (a *acker) gone(cl *mqtt.Client) {
 func (a *acker) close(ctx context.Context) error {
 	a.mu.Lock()
 	a.closing = true
+	for _, q := range a.clients {
+		q.room.Broadcast() // a publish waiting for room is refused
+	}
 	a.mu.Unlock()
 	done := make(chan struct{})
 	go func() { a.wg.Wait(); close(done) }()

@@ -11,8 +11,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,6 +89,28 @@ func TestReceiveMaximumEnforced(t *testing.T) {
 	}
 	if g.m.limits.receiveMaximum.Load() == 0 {
 		t.Error("no receive_maximum violation counted")
+	}
+}
+
+// TestPipelinedDeviceIsSlowedNotDropped: an MQTT 3.1.1 device (its
+// protocol has no receive maximum) sends 3,000 QoS 1 publishes without
+// waiting for a PUBACK, to a gateway whose broker.receive_maximum is 48.
+// The gateway reads its publishes only as fast as the disk takes them, so
+// the device never exceeds the limit: every publish is acknowledged, in
+// order, and the device is not disconnected.
+func TestPipelinedDeviceIsSlowedNotDropped(t *testing.T) {
+	g, addr, _ := startAckGateway(t, "receive_maximum: 48, ")
+	conn, r := rawDevice(t, addr, "dev-1")
+	const n = 3000
+	go func() { _, _ = conn.Write(burst(n)) }()
+	for i := 1; i <= n; i++ {
+		ack := readPacket(t, r)
+		if ack[0] != 0x40 || int(ack[2])<<8|int(ack[3]) != i {
+			t.Fatalf("packet %d back: %x, want the PUBACK of publish %d", i, ack, i)
+		}
+	}
+	if v := g.m.limits.receiveMaximum.Load(); v != 0 {
+		t.Errorf("%d receive_maximum violations", v)
 	}
 }
 
@@ -346,6 +371,7 @@ func TestCorkHoldsOtherWrites(t *testing.T) {
 // and the next publish starts another.
 func TestAckerRunsOnlyWhileAcksWait(t *testing.T) {
 	a, b := net.Pipe()
+	defer a.Close()
 	defer b.Close()
 	under := &countingConn{Conn: a}
 	cl := clientOn(&corkConn{Conn: under})
@@ -395,5 +421,53 @@ func TestAckerRunsOnlyWhileAcksWait(t *testing.T) {
 	}
 	if ack.later(cl, 5, nil) {
 		t.Error("a PUBACK was queued after close")
+	}
+}
+
+// TestAckerRestartsKeepOrder: 30,000 PUBACKs queued while the client's
+// goroutine keeps ending and starting again all leave, in order, and the
+// client's receive quota is whole again after.
+func TestAckerRestartsKeepOrder(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	under := &countingConn{Conn: a}
+	cl := clientOn(&corkConn{Conn: under})
+	quota := func() int64 { return reflect.ValueOf(cl.State.Inflight).Elem().FieldByName("receiveQuota").Int() }
+	whole := quota()
+	var calls atomic.Int64
+	ack := newAcker(func(pending) error {
+		if calls.Add(1)%3 == 0 {
+			runtime.Gosched()
+		}
+		return nil
+	})
+	const total = 30000
+	for id := 1; id <= total; id++ {
+		if !ack.later(cl, uint16(id), nil) {
+			t.Fatalf("PUBACK %d refused", id)
+		}
+		if id%7 == 0 {
+			runtime.Gosched() // now and then the goroutine drains its queue and ends
+		}
+	}
+	ack.gone(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ack.close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sent := bytes.Join(under.writes, nil)
+	if len(sent) != 4*total {
+		t.Fatalf("%d bytes sent, want %d PUBACKs", len(sent), total)
+	}
+	for i := range total {
+		id := i + 1
+		if want := []byte{0x40, 2, byte(id >> 8), byte(id)}; !bytes.Equal(sent[4*i:4*i+4], want) {
+			t.Fatalf("PUBACK #%d is %x, want %x", id, sent[4*i:4*i+4], want)
+		}
+	}
+	if q := quota(); q != whole {
+		t.Errorf("receive quota %d after every PUBACK left, want %d", q, whole)
 	}
 }

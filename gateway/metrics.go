@@ -97,7 +97,7 @@ var uplinkDescs = struct {
 	oldest:      desc("flowgate_uplink_oldest_age_seconds", "Age of the oldest event waiting; 0 when none is."),
 	dropped:     desc("flowgate_uplink_dropped_total", "Events dropped undelivered, by reason: expired (class TTL), full (room made) or too_large (above the broker's maximum packet size).", "reason"),
 	quarantined: desc("flowgate_outbox_quarantined_total", "Stored events that could not be read and were moved to the quarantine."),
-	spilled:     desc("flowgate_outbox_spilled_total", "Events moved from the journal into Badger, not acknowledged by the cloud in time (3s) or beyond the hot bytes."),
+	spilled:     desc("flowgate_outbox_spilled_total", "Events moved from the journal into Badger: not acknowledged by the cloud within a few seconds, or beyond the bytes the journal keeps in memory."),
 	reconnects:  desc("flowgate_uplink_reconnects_total", "Connections to the cloud broker established after the first."),
 	stalls:      desc("flowgate_uplink_stalls_total", "Connections dropped by the watchdog: events in flight, no acknowledgement for uplink.stall_timeout."),
 	storeBytes:  desc("flowgate_outbox_disk_bytes", "Size of the outbox store on disk at the last measurement."),

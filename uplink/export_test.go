@@ -99,6 +99,9 @@ func Stalled(timeout time.Duration, samples []Sample) []bool {
 // HotMax is the most bytes of hot records the journal holds (hot.go).
 const HotMax = hotMax
 
+// HotValueLen is how many of those bytes an encoded event rec takes.
+func HotValueLen(rec []byte) int { return len(makeValue(rec, time.Time{})) }
+
 // WithoutJournal returns o with the journal off: every record goes into
 // Badger at its commit, for tests that damage Badger's files.
 func WithoutJournal(o Options) Options {

@@ -31,14 +31,14 @@ func benchEnqueue(b *testing.B, opts uplink.Options) {
 	// Before the timer, as many events as the journal holds hot: from the
 	// first timed event on, the store is in its steady state, each event
 	// pushing an older one into Badger, however short the run.
-	const fill = uplink.HotMax/300 + 1
+	rec, _ := uplink.Encode(newUplink(b, uplink.Options{URL: offline}), makeEvents(1)[0])
+	fill := uplink.HotMax / uplink.HotValueLen(rec)
 	evs := makeEvents(fill + b.N)
 	opts.URL, opts.StoreDir, opts.QueueSize = offline, b.TempDir(), fill+b.N+1
 	u := newUplink(b, opts)
 	if err := u.Open(); err != nil {
 		b.Fatal(err)
 	}
-	rec, _ := uplink.Encode(u, evs[0])
 	var last uplink.Durable
 	for _, ev := range evs[:fill] {
 		d, err := u.Submit(context.Background(), ev, "")
@@ -52,7 +52,7 @@ func benchEnqueue(b *testing.B, opts uplink.Options) {
 	}
 	before := u.Stats()
 	var next atomic.Int64
-	next.Store(fill)
+	next.Store(int64(fill))
 	b.SetParallelism((enqueuers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 	b.ReportAllocs()
 	b.ResetTimer()
