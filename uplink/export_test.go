@@ -99,6 +99,13 @@ func Stalled(timeout time.Duration, samples []Sample) []bool {
 // HotMax is the most bytes of hot records the journal holds (hot.go).
 const HotMax = hotMax
 
+// WithHotBytes returns o with the journal holding up to n bytes of events
+// hot, whatever the byte cap.
+func WithHotBytes(o Options, n int64) Options {
+	o.hotBytes = n
+	return o
+}
+
 // HotValueLen is how many of those bytes an encoded event rec takes.
 func HotValueLen(rec []byte) int { return len(makeValue(rec, time.Time{})) }
 

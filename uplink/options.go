@@ -85,6 +85,9 @@ type Options struct {
 	// noJournal writes every record into Badger at its commit, as before
 	// the journal (hot.go): for benchmarks that compare the two.
 	noJournal bool
+	// hotBytes, if set, replaces the journal's limit on hot bytes: for a
+	// benchmark of the journal alone.
+	hotBytes int64
 }
 
 // Class is one priority lane of the outbox.

@@ -96,6 +96,9 @@ func openOutbox(o *Options) (*outbox, error) {
 			_ = db.Close()
 			return nil, fmt.Errorf("uplink: store %s: journal: %w", dir, err)
 		}
+		if o.hotBytes > 0 {
+			ob.hotMax = o.hotBytes
+		}
 	}
 	if ob.n > 0 {
 		ob.log.Info("store opened with a backlog", "dir", dir, "queued", ob.n, "bytes", ob.bytes)

@@ -72,7 +72,8 @@ func TestShortRun(t *testing.T) {
 	rep.Markdown(&out)
 	t.Logf("\n%s", out.String())
 	for _, want := range []string{"RSS idle", "ingest, round 1: QoS 1", "ingest: median ratio", "latency device → cloud at 500 msg/s, 10 devices, p99 ", "the same runs, messages sent after the first 200ms, p99 ",
-		"RSS, largest sample, 20 devices", "messages lost, every run above | 0 | 0 |", "outbox: durable enqueues (group commit), nothing delivered | 42,982/s | 66,318/s | 0.65× | ≥ 100,000/s | **no** |",
+		"RSS, largest sample, 20 devices", "messages lost, every run above | 0 | 0 |", "outbox: durable enqueues (group commit), nothing delivered: each spills an older one into Badger | 42,982/s | 66,318/s | 0.65× | ≥ 100,000/s | **no** |",
+		"the journal alone (the cloud keeping up: nothing spills) | 104,512/s | 66,318/s | 1.58× | ≥ 100,000/s | yes |",
 		"without the journal (every event into Badger) | 32,998/s | 66,318/s | 0.50× |",
 		"window 256 | 22,115/s | 28,675/s | 0.77× | ≥ 20,000/s | yes |"} {
 		if !strings.Contains(out.String(), want) {
@@ -145,6 +146,7 @@ goarch: amd64
 pkg: github.com/flowgate/flowgate/uplink
 BenchmarkDurableEnqueue/journal-2         	  100000	     23265 ns/op	     42982 events/s	        32.00 events/sync	       358.0 B/event	    3998 B/op	      35 allocs/op
 BenchmarkDurableEnqueue/badger-2          	  100000	     30305 ns/op	     32998 events/s	        32.00 events/sync	       358.0 B/event	    4860 B/op	      38 allocs/op
+BenchmarkDurableEnqueue/hot-2             	  100000	      9568 ns/op	    104512 events/s	        32.00 events/sync	       358.0 B/event	    2998 B/op	      30 allocs/op
 BenchmarkRawBadgerBatch/explicit-2         	  100000	     15079 ns/op	     66318 events/s	    2230 B/op	      15 allocs/op
 BenchmarkDrainBacklog/window=20/uplink-2   	       1	53936465000 ns/op	     18540 events/s	   21818 B/event	125.0 allocs/event
 BenchmarkDrainBacklog/window=20/paho_memory-2   	       1	38580000000 ns/op	     25920 events/s
@@ -165,7 +167,7 @@ func TestParseGoBench(t *testing.T) {
 	if v, ok := g.value("BenchmarkDrainBacklog/window=20/uplink", "allocs/event"); !ok || v != 125 {
 		t.Errorf("allocs %v %v", v, ok)
 	}
-	if _, ok := g["BenchmarkBroken"]; ok || len(g) != 7 {
+	if _, ok := g["BenchmarkBroken"]; ok || len(g) != 8 {
 		t.Errorf("parsed %d benchmarks: %v", len(g), g)
 	}
 }
