@@ -62,10 +62,12 @@ type ackQueue struct {
 }
 
 // ackBuffer bounds how many PUBACKs one client may be owed; beyond it,
-// reading the client's next packets waits for the disk. So a device that
+// reading the client's next packets waits for the disk. So with
+// broker.receive_maximum above it (the default is 1024), a device that
 // sends publishes without waiting for their PUBACKs (an MQTT 3.1.1 one
 // knows no receive maximum) is slowed down to the disk's pace rather than
-// disconnected for exceeding broker.receive_maximum. 32 publishes in
+// disconnected for exceeding the limit; with a receive maximum of 32 or
+// less, such a device is disconnected, as the limit says. 32 publishes in
 // flight per device already fill a group commit with 100 devices.
 const ackBuffer = 32
 
@@ -80,6 +82,10 @@ func newAcker(wait func(pending) error) *acker {
 // acker is closing.
 func (a *acker) later(cl *mqtt.Client, id uint16, ps pending) bool {
 	a.mu.Lock()
+	if a.closing {
+		a.mu.Unlock()
+		return false
+	}
 	q := a.clients[cl]
 	if q == nil {
 		q = &ackQueue{}
@@ -89,7 +95,7 @@ func (a *acker) later(cl *mqtt.Client, id uint16, ps pending) bool {
 	for q.owed >= ackBuffer && !a.closing {
 		q.room.Wait()
 	}
-	if a.closing {
+	if a.closing { // while waiting for room: the publish's events are stored, and sent again once the device resends it
 		a.mu.Unlock()
 		return false
 	}

@@ -102,12 +102,16 @@ func TestPipelinedDeviceIsSlowedNotDropped(t *testing.T) {
 	g, addr, _ := startAckGateway(t, "receive_maximum: 48, ")
 	conn, r := rawDevice(t, addr, "dev-1")
 	const n = 3000
-	go func() { _, _ = conn.Write(burst(n)) }()
+	wrote := make(chan error, 1)
+	go func() { _, err := conn.Write(burst(n)); wrote <- err }()
 	for i := 1; i <= n; i++ {
 		ack := readPacket(t, r)
 		if ack[0] != 0x40 || int(ack[2])<<8|int(ack[3]) != i {
 			t.Fatalf("packet %d back: %x, want the PUBACK of publish %d", i, ack, i)
 		}
+	}
+	if err := <-wrote; err != nil {
+		t.Errorf("writing the publishes: %v", err)
 	}
 	if v := g.m.limits.receiveMaximum.Load(); v != 0 {
 		t.Errorf("%d receive_maximum violations", v)
@@ -433,8 +437,12 @@ func TestAckerRestartsKeepOrder(t *testing.T) {
 	defer b.Close()
 	under := &countingConn{Conn: a}
 	cl := clientOn(&corkConn{Conn: under})
+	cl.State.Inflight.ResetReceiveQuota(64) // as a connection with receive maximum 64
 	quota := func() int64 { return reflect.ValueOf(cl.State.Inflight).Elem().FieldByName("receiveQuota").Int() }
 	whole := quota()
+	if whole != 64 {
+		t.Fatalf("receive quota %d after reset, want 64", whole)
+	}
 	var calls atomic.Int64
 	ack := newAcker(func(pending) error {
 		if calls.Add(1)%3 == 0 {
@@ -469,5 +477,38 @@ func TestAckerRestartsKeepOrder(t *testing.T) {
 	}
 	if q := quota(); q != whole {
 		t.Errorf("receive quota %d after every PUBACK left, want %d", q, whole)
+	}
+}
+
+// TestCloseRefusesAPublishWaitingForRoom: a publish waiting for room (its
+// client owed ackBuffer PUBACKs) when the acker closes is refused, not
+// queued: the device sends it again once reconnected.
+func TestCloseRefusesAPublishWaitingForRoom(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	cl := clientOn(&corkConn{Conn: &countingConn{Conn: a}})
+	disk := make(chan struct{})
+	ack := newAcker(func(pending) error { <-disk; return nil })
+	for id := uint16(1); id <= ackBuffer; id++ {
+		if !ack.later(cl, id, nil) {
+			t.Fatalf("PUBACK %d refused", id)
+		}
+	}
+	queued := make(chan bool)
+	go func() { queued <- ack.later(cl, ackBuffer+1, nil) }()
+	select {
+	case ok := <-queued:
+		t.Fatalf("publish %d past the buffer returned %v at once; want it to wait for room", ackBuffer+1, ok)
+	case <-time.After(50 * time.Millisecond):
+	}
+	closed := make(chan error)
+	go func() { closed <- ack.close(context.Background()) }()
+	if ok := <-queued; ok {
+		t.Error("the waiting publish was queued after close began")
+	}
+	close(disk)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
 	}
 }
