@@ -133,7 +133,7 @@ func (j *journal) append(recs []record, lanes []*lane) (uint32, error) {
 			return 0, err
 		}
 	}
-	j.buf = appendFrame(j.buf[:0], recs, lanes)
+	j.buf = appendFrames(j.buf[:0], recs, lanes, maxJournalFrame)
 	_, err := j.f.Write(j.buf)
 	if err == nil {
 		err = j.f.Sync()
@@ -229,6 +229,26 @@ func syncPath(path string) error {
 	}
 	return nil
 }
+
+// appendFrames appends recs to b as frames of at most max bytes of payload
+// each, so that the reader, which refuses a longer one as damage, reads
+// them all back: one frame unless recs are a very large batch.
+func appendFrames(b []byte, recs []record, lanes []*lane, max int) []byte {
+	start, size := 0, 0
+	for i, r := range recs {
+		n := recordBytes(lanes[idLane(r.id)].Name, r.val)
+		if i > start && size+n > max {
+			b = appendFrame(b, recs[start:i], lanes)
+			start, size = i, 0
+		}
+		size += n
+	}
+	return appendFrame(b, recs[start:], lanes)
+}
+
+// recordBytes is the length of a record of class name and value val in a
+// frame's payload.
+func recordBytes(name string, val []byte) int { return 1 + len(name) + 4 + 8 + 4 + len(val) }
 
 // appendFrame appends the frame of recs to b.
 func appendFrame(b []byte, recs []record, lanes []*lane) []byte {

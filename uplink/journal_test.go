@@ -217,6 +217,44 @@ func TestJournalFrameFormat(t *testing.T) {
 	}
 }
 
+// TestJournalSplitsLargeBatches: a batch whose frame would pass the
+// reader's limit on a frame's length (maxJournalFrame, 1 GiB) is written
+// as several frames within it, which read back as the one batch; a record
+// longer than the limit alone still gets a frame of its own.
+func TestJournalSplitsLargeBatches(t *testing.T) {
+	lanes := jtLanes()
+	var recs []record
+	for i := range 20 {
+		recs = append(recs, record{id: makeID(i%2, uint64(i+1)), seg: 1, val: jtValue(10+i*3, byte(i))})
+	}
+	recs = append(recs, record{id: makeID(0, 21), seg: 1, val: jtValue(500, 21)}) // over the limit alone
+	const limit = 120
+	data := appendFrames(nil, recs, lanes, limit)
+	frames, total := 0, 0
+	for rest := data; len(rest) > 0; frames++ {
+		n := int(binary.BigEndian.Uint32(rest))
+		if n > limit && n != recordBytes("alarm", recs[20].val) {
+			t.Errorf("frame %d holds %d bytes, over the limit of %d", frames, n, limit)
+		}
+		total += n
+		rest = rest[8+n:]
+	}
+	if want := len(appendFrame(nil, recs, lanes)) - 8; total != want {
+		t.Errorf("the frames hold %d bytes of records, want %d (recordBytes disagrees with appendFrame)", total, want)
+	}
+	if frames < 5 {
+		t.Errorf("%d frames for %d bytes under a limit of %d", frames, total, limit)
+	}
+	got, err := jtRead(t, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jtCheck(t, "split batch", got, jtWant(lanes, recs))
+	if one := appendFrames(nil, recs, lanes, maxJournalFrame); !bytes.Equal(one, appendFrame(nil, recs, lanes)) {
+		t.Error("a batch under the real limit is not written as one frame")
+	}
+}
+
 func TestJournalRotates(t *testing.T) {
 	lanes := jtLanes()
 	dir := filepath.Join(t.TempDir(), journalDir)
