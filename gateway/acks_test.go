@@ -259,6 +259,16 @@ func clientOn(conn net.Conn) *mqtt.Client {
 	return cl
 }
 
+// pipeClient is a client on one end of an in-memory pipe, through the
+// corked connection the listener gives every client, and the writes that
+// reach the pipe.
+func pipeClient(t *testing.T) (*mqtt.Client, *countingConn) {
+	a, b := net.Pipe()
+	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
+	under := &countingConn{Conn: a}
+	return clientOn(&corkConn{Conn: under}), under
+}
+
 // runQueued runs a's acker for cl over the PUBACKs of publishes 1…n, all
 // queued before it starts (nothing to wait for on disk), to the end.
 func runQueued(a *acker, cl *mqtt.Client, n int) {
@@ -288,11 +298,7 @@ func (c *countingConn) Write(p []byte) (int, error) {
 // one write to the device, in order, through the corked connection the
 // listener gives every client.
 func TestAcksLeaveTogether(t *testing.T) {
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	under := &countingConn{Conn: a}
-	cl := clientOn(&corkConn{Conn: under})
+	cl, under := pipeClient(t)
 	runQueued(newAcker(func(pending) error { return nil }), cl, 10)
 	if len(under.writes) != 1 {
 		t.Fatalf("%d writes for 10 PUBACKs due together; want 1", len(under.writes))
@@ -310,10 +316,7 @@ func TestAcksLeaveTogether(t *testing.T) {
 // disconnected, but the PUBACKs of the publishes before it, whose events
 // are on disk, still reach it first, so that it does not send them again.
 func TestAcksDueBeforeAFailure(t *testing.T) {
-	a, b := net.Pipe()
-	defer b.Close()
-	under := &countingConn{Conn: a}
-	cl := clientOn(&corkConn{Conn: under})
+	cl, under := pipeClient(t)
 	calls := 0
 	runQueued(newAcker(func(pending) error {
 		calls++
@@ -374,11 +377,7 @@ func TestCorkHoldsOtherWrites(t *testing.T) {
 // while it waits for the disk follow in order; once none is left it ends,
 // and the next publish starts another.
 func TestAckerRunsOnlyWhileAcksWait(t *testing.T) {
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	under := &countingConn{Conn: a}
-	cl := clientOn(&corkConn{Conn: under})
+	cl, under := pipeClient(t)
 	disk := make(chan struct{})
 	ack := newAcker(func(pending) error { <-disk; return nil })
 	state := func() (running bool, sent []byte) {
@@ -432,11 +431,7 @@ func TestAckerRunsOnlyWhileAcksWait(t *testing.T) {
 // goroutine keeps ending and starting again all leave, in order, and the
 // client's receive quota is whole again after.
 func TestAckerRestartsKeepOrder(t *testing.T) {
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	under := &countingConn{Conn: a}
-	cl := clientOn(&corkConn{Conn: under})
+	cl, under := pipeClient(t)
 	cl.State.Inflight.ResetReceiveQuota(64) // as a connection with receive maximum 64
 	quota := func() int64 { return reflect.ValueOf(cl.State.Inflight).Elem().FieldByName("receiveQuota").Int() }
 	whole := quota()
@@ -484,10 +479,7 @@ func TestAckerRestartsKeepOrder(t *testing.T) {
 // client owed ackBuffer PUBACKs) when the acker closes is refused, not
 // queued: the device sends it again once reconnected.
 func TestCloseRefusesAPublishWaitingForRoom(t *testing.T) {
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	cl := clientOn(&corkConn{Conn: &countingConn{Conn: a}})
+	cl, _ := pipeClient(t)
 	disk := make(chan struct{})
 	ack := newAcker(func(pending) error { <-disk; return nil })
 	for id := uint16(1); id <= ackBuffer; id++ {
