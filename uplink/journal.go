@@ -125,8 +125,9 @@ func journalFileNum(name string) (uint32, bool) {
 
 func (j *journal) path(n uint32) string { return filepath.Join(j.dir, journalFileName(n)) }
 
-// append writes recs as one frame and syncs it, starting a new file first
-// when the current one is full; it returns the number of the file written.
+// append writes recs (as one frame, or several for a very large batch)
+// and syncs them, starting a new file first when the current one is full;
+// it returns the number of the file written.
 func (j *journal) append(recs []record, lanes []*lane) (uint32, error) {
 	if j.f == nil || j.size >= cmp.Or(j.max, journalFileBytes) {
 		if err := j.rotate(); err != nil {
