@@ -52,7 +52,7 @@ fuzz: ## a short run of every fuzz test
 	$(GO) test -run='^$$' -fuzz='^FuzzReadPackets$$' -fuzztime=$(FUZZTIME) ./firmware-sim/internal/mqtt311/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseGoBench$$' -fuzztime=$(FUZZTIME) ./firmware-sim/bench/
 	$(GO) test -run='^$$' -fuzz=FuzzReadTruth -fuzztime=$(FUZZTIME) ./firmware-sim/
-	for f in FuzzStoreRecords FuzzMeta FuzzParseLog FuzzParseKey FuzzParseValue FuzzTopic FuzzCheckPublish FuzzReadJournal; do \
+	for f in FuzzStoreRecords FuzzMeta FuzzParseLog FuzzParseKey FuzzParseValue FuzzTopic FuzzCheckPublish FuzzReadJournal FuzzEncode; do \
 		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./uplink/ || exit 1; done
 
 cross: ## static binaries for Raspberry Pis: arm64 (Pi 3/4/5), armv7 (Pi 2/3), armv6 (Pi Zero/1)
