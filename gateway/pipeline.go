@@ -107,8 +107,10 @@ func (p *pipeline) accept(d *devices.Device, clientID, topic string, payload []b
 	}
 	switch {
 	case errors.Is(upErr, uplink.ErrInvalidEvent):
+		// What the other routes took is on its way to disk: the device's
+		// PUBACK waits for it, as for any publish.
 		p.deadLetter(d, clientID, topic, payload, now, &devices.RejectError{Reason: devices.ReasonUndeliverable, Detail: upErr.Error()})
-		return nil, nil
+		return ps, nil
 	case upErr != nil:
 		p.m.rejected.Inc()
 		p.log.Warn("uplink did not accept event; not acknowledged, the device resends it when it reconnects",
@@ -218,7 +220,10 @@ func (p *pipeline) system(ev *event.Event) {
 }
 
 // deliver sends one output on: onto a local topic, and into the outbox,
-// adding its promise to ps, or its error to *upErr if there is none yet.
+// adding its promise to ps, or its error to *upErr if there is none yet. An
+// error of the store outranks an event the uplink refuses as invalid: the
+// first means the device must send its publish again, the second that it
+// need not (the refused event is dead-lettered, the others kept).
 func (p *pipeline) deliver(o rules.Output, ps *pending, upErr *error) {
 	if o.Topic != "" {
 		p.publishLocal(o)
@@ -228,7 +233,7 @@ func (p *pipeline) deliver(o rules.Output, ps *pending, upErr *error) {
 	}
 	d, err := p.up.Submit(p.ctx, o.Event, o.Class)
 	if err != nil {
-		if *upErr == nil {
+		if *upErr == nil || (errors.Is(*upErr, uplink.ErrInvalidEvent) && !errors.Is(err, uplink.ErrInvalidEvent)) {
 			*upErr = err
 		}
 		return

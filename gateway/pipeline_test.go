@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -91,6 +93,94 @@ func TestPipelineRoutes(t *testing.T) {
 	if local["dashboard/d1"] != 2 || local["flowgate/deadletter"] != 1 {
 		t.Errorf("local publishes %v", local)
 	}
+}
+
+// TestPipelineInvalidEventKeepsTheRest: a publish makes two events for the
+// uplink, the reading (class good) and what a rule derives from it (class
+// bad). When the uplink refuses the derived one as invalid, the publish is
+// dead-lettered and the reading, in the outbox, is still waited for before
+// the device is acknowledged; a store error on the reading outranks the
+// invalid event, so that the device sends the publish again.
+func TestPipelineInvalidEventKeepsTheRest(t *testing.T) {
+	set, errs := rules.Parse("rules.yaml", []byte(`rules:
+  - name: hot
+    match: {types: [env.reading]}
+    threshold: {field: data.temperature, above: 25}
+    emit: {type: env.hot}
+`), rules.Known{})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	router, err := rules.NewRouter([]rules.Route{
+		{Name: "readings", Types: []string{"env.reading"}, Uplink: true, Class: "good"},
+		{Name: "alarms", Types: []string{"env.hot"}, Uplink: true, Class: "bad"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, storeFails := range []bool{false, true} {
+		dead := 0
+		p := testPipeline(t, sinkFunc(nil), func(topic string, _ []byte) error {
+			if topic == "flowgate/deadletter" {
+				dead++
+			}
+			return nil
+		})
+		p.flow = rules.NewFlow(router, rules.NewEngine(set, rules.Options{}), "flowgate/late")
+		var classes []string
+		p.up = classSink(func(class string) error {
+			classes = append(classes, class)
+			switch {
+			case class == "bad":
+				return fmt.Errorf("%w: no such topic", uplink.ErrInvalidEvent)
+			case storeFails:
+				return errors.New("disk full")
+			}
+			return nil
+		})
+		ps, err := p.accept(&devices.Device{ID: "d1"}, "c1", "devices/d1/env", []byte(`{"temperature":30}`))
+		if len(classes) != 2 {
+			t.Fatalf("events submitted to classes %v; want the reading's and the derived one's", classes)
+		}
+		switch {
+		case storeFails && err == nil:
+			t.Errorf("submitted to %v, the store failing for the reading: the publish was accepted; want the store's error, so the device resends it", classes)
+		case !storeFails && (err != nil || len(ps) != 1):
+			t.Errorf("submitted to %v: accept = %d promises, %v; want the reading's to wait for", classes, len(ps), err)
+		case !storeFails && dead != 1:
+			t.Errorf("%d dead letters, want the publish's", dead)
+		}
+	}
+}
+
+// TestDeliverStoreErrorOutranksInvalid: whichever comes first, a store
+// error is what deliver reports over an event refused as invalid.
+func TestDeliverStoreErrorOutranksInvalid(t *testing.T) {
+	p := testPipeline(t, sinkFunc(nil), func(string, []byte) error { return nil })
+	disk := errors.New("disk full")
+	p.up = classSink(func(class string) error {
+		if class == "bad" {
+			return fmt.Errorf("%w: no such topic", uplink.ErrInvalidEvent)
+		}
+		return disk
+	})
+	for _, order := range [][]string{{"bad", "good"}, {"good", "bad"}} {
+		var ps pending
+		var upErr error
+		for _, class := range order {
+			p.deliver(rules.Output{Event: &event.Event{ID: "e"}, Uplink: true, Class: class}, &ps, &upErr)
+		}
+		if !errors.Is(upErr, disk) {
+			t.Errorf("classes %v: deliver reported %v, want the store's error", order, upErr)
+		}
+	}
+}
+
+// classSink is a sink that answers by the class an event goes to.
+type classSink func(class string) error
+
+func (f classSink) Submit(_ context.Context, _ *event.Event, class string) (uplink.Durable, error) {
+	return uplink.Durable{}, f(class)
 }
 
 // BenchmarkPipeline is the gateway's cost per device publish, from payload

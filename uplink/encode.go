@@ -58,10 +58,9 @@ const maxRemaining = 268_435_455
 // writes (TestEncodeMatchesPaho), in one allocation. topic and id must be
 // strings MQTT takes (at most 65,535 bytes).
 func appendPublish(b []byte, topic, id string, payload []byte) ([]byte, error) {
-	props := 1 + 2 + len(event.ContentType) + 1 + 2 + len(idProperty) + 2 + len(id)
-	rest := 2 + len(topic) + 2 + vbiLen(props) + props + len(payload)
-	if rest > maxRemaining {
-		return nil, fmt.Errorf("%w: a packet of %d bytes, over MQTT's %d", ErrInvalidEvent, rest, maxRemaining)
+	props, rest, err := publishLengths(topic, id, len(payload))
+	if err != nil {
+		return nil, err
 	}
 	b = slices.Grow(b, 1+vbiLen(rest)+rest)
 	b = append(b, 0x32) // PUBLISH, QoS 1
@@ -72,6 +71,17 @@ func appendPublish(b []byte, topic, id string, payload []byte) ([]byte, error) {
 	b = appendMQTTString(append(b, propContentType), event.ContentType)
 	b = appendMQTTString(appendMQTTString(append(b, propUser), idProperty), id)
 	return append(b, payload...), nil
+}
+
+// publishLengths are the properties' length and the remaining length of
+// appendPublish's packet, or ErrInvalidEvent if MQTT cannot carry it.
+func publishLengths(topic, id string, payload int) (props, rest int, err error) {
+	props = 1 + 2 + len(event.ContentType) + 1 + 2 + len(idProperty) + 2 + len(id)
+	rest = 2 + len(topic) + 2 + vbiLen(props) + props + payload
+	if rest > maxRemaining {
+		return 0, 0, fmt.Errorf("%w: a packet of %d bytes, over MQTT's %d", ErrInvalidEvent, rest, maxRemaining)
+	}
+	return props, rest, nil
 }
 
 // appendVBI appends n as an MQTT variable byte integer.

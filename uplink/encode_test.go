@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +34,8 @@ func pahoEncode(t testing.TB, topic string, ev *event.Event) []byte {
 }
 
 // encodeEvents are events of every size class a record's lengths take:
-// one, two and three bytes of remaining length, empty and large data.
+// two, three and four bytes of remaining length (the content type and the
+// JSON alone pass 127 bytes), empty and large data.
 func encodeEvents() []*event.Event {
 	base := event.Event{ID: "8c5a0f5e-1c1e-4e0b-9a47-4b8f0d0f7c11", Source: "/gateways/gw1/devices/truck-1", Type: "env.reading",
 		Subject: "truck-1", Time: time.Date(2026, 11, 23, 4, 0, 0, 123456789, time.UTC), DataContentType: "application/json"}
@@ -71,7 +73,62 @@ func TestEncodeMatchesPaho(t *testing.T) {
 	}
 }
 
-// BenchmarkEncode encodes a 300-byte event into its record.
+// TestEncodeLengthBoundaries: records whose remaining length sits on
+// either side of each boundary of its encoding (16,383 and 16,384;
+// 2,097,151 and 2,097,152), with ids whose property length does, match
+// paho's; a record past MQTT's largest packet is refused as invalid.
+func TestEncodeLengthBoundaries(t *testing.T) {
+	u, err := New(Options{URL: "mqtt://127.0.0.1:1", Topic: "flowgate/gw1/{type}"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	remaining := func(rec []byte) int { n, _, _ := readVBI(rec, 1); return n }
+	ev := *encodeEvents()[0]
+	for _, want := range []int{16_383, 16_384, 2_097_151, 2_097_152} {
+		for n := 0; ; {
+			ev.Data = []byte(`{"x":"` + strings.Repeat("y", n) + `"}`)
+			rec, err := u.encode(&ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := remaining(rec); got != want {
+				n += want - got
+				continue
+			}
+			if pahoRec := pahoEncode(t, "flowgate/gw1/"+ev.Type, &ev); !bytes.Equal(rec, pahoRec) {
+				t.Fatalf("remaining length %d: encode differs from paho", want)
+			}
+			break
+		}
+	}
+	for _, n := range []int{89, 90, 16_345, 16_346, 65_535} { // property lengths of one, two, two, three and three bytes
+		ev := *encodeEvents()[2]
+		ev.ID = strings.Repeat("i", n)
+		rec, err := u.encode(&ev)
+		if err != nil {
+			t.Fatalf("id of %d bytes: %v", n, err)
+		}
+		if !bytes.Equal(rec, pahoEncode(t, "flowgate/gw1/"+ev.Type, &ev)) {
+			t.Fatalf("id of %d bytes: encode differs from paho", n)
+		}
+	}
+	for _, id := range []string{"i", strings.Repeat("i", 89), strings.Repeat("i", 90)} {
+		props := 38 + len(id) // what the content type and the id take
+		if vbiLen(props) != 1+len(id)/90 {
+			t.Fatalf("an id of %d bytes: properties of %d bytes take %d bytes of length", len(id), props, vbiLen(props))
+		}
+		largest := maxRemaining - (2 + 1 + 2 + vbiLen(props) + props)
+		if _, rest, err := publishLengths("t", id, largest); err != nil || rest != maxRemaining {
+			t.Errorf("id of %d bytes, payload of %d: %d, %v; want MQTT's largest packet", len(id), largest, rest, err)
+		}
+		if _, _, err := publishLengths("t", id, largest+1); !errors.Is(err, ErrInvalidEvent) {
+			t.Errorf("id of %d bytes, payload of %d: %v, want ErrInvalidEvent", len(id), largest+1, err)
+		}
+	}
+}
+
+// BenchmarkEncode encodes an event of 100 bytes of data (a 444-byte
+// record) into its record.
 func BenchmarkEncode(b *testing.B) {
 	u, err := New(Options{URL: "mqtt://127.0.0.1:1", Topic: "flowgate/gw1/{type}"})
 	if err != nil {
@@ -101,7 +158,10 @@ func FuzzEncode(f *testing.F) {
 		ev := &event.Event{ID: id, Source: "/s", Type: typ, Subject: subject, Time: time.Unix(0, 1).UTC(), Data: data}
 		got, err := u.encode(ev)
 		if err != nil {
-			return // refused with a reason: the event's fields are no MQTT strings
+			if !errors.Is(err, ErrInvalidEvent) {
+				t.Fatalf("encode refused the event with %v, not ErrInvalidEvent", err)
+			}
+			return // the event's fields are no MQTT strings
 		}
 		topic, _ := u.topic.expand(ev)
 		if want := pahoEncode(t, topic, ev); !bytes.Equal(got, want) {

@@ -17,8 +17,9 @@ var (
 	ErrUndelivered = errors.New("uplink: events left undelivered")
 
 	// ErrInvalidEvent is wrapped by the error Enqueue returns for an event
-	// that cannot be published: no id, or a topic the template makes
-	// invalid (empty, wildcards, NUL, not UTF-8, too long).
+	// that cannot be published: no id or one MQTT cannot carry, a topic the
+	// template makes invalid (empty, wildcards, NUL, not UTF-8, too long),
+	// or more than an MQTT packet holds (256 MiB).
 	ErrInvalidEvent = errors.New("uplink: invalid event")
 
 	// ErrUnknownClass is returned by EnqueueClass for a class not in

@@ -191,7 +191,8 @@ func New(opts Options) (*Uplink, error) {
 // to disk, and opens the store first if Run has not.
 //
 // After Close has begun it returns ErrClosed. An event that cannot be
-// published (no id, or an invalid topic) is refused with ErrInvalidEvent.
+// published (no id, an invalid topic, too large) is refused with
+// ErrInvalidEvent.
 // Any other error means the event was not accepted, except that one which
 // says the event may still be delivered: ctx ended while Enqueue waited for
 // the sync. Retrying then is safe, as the cloud deduplicates by id.
