@@ -37,7 +37,10 @@ import (
 // nothing. An event acknowledged above its lane's low mark before a crash is
 // sent again after it, with the same id.
 //
-// A file is a sequence of frames, one per group commit:
+// A file is a sequence of frames, one per group commit (several for a
+// commit whose frame would pass maxJournalFrame; a crash between them
+// leaves the first of them, whose records are replayed like those of any
+// commit synced but not yet acknowledged to its devices):
 //
 //	frame:  length uint32 | crc32c(payload) uint32 | payload
 //	payload: record*
