@@ -84,25 +84,14 @@ func publishLengths(topic, id string, payload int) (props, rest int, err error) 
 	return props, rest, nil
 }
 
-// appendVBI appends n as an MQTT variable byte integer.
-func appendVBI(b []byte, n int) []byte {
-	for {
-		c := byte(n & 0x7f)
-		n >>= 7
-		if n == 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
+// appendVBI appends n as an MQTT variable byte integer: below MQTT's
+// limit (maxRemaining), the same bytes as an unsigned varint.
+func appendVBI(b []byte, n int) []byte { return binary.AppendUvarint(b, uint64(n)) }
 
 // vbiLen is the length of n as a variable byte integer.
 func vbiLen(n int) int {
-	l := 1
-	for ; n >= 0x80; n >>= 7 {
-		l++
-	}
-	return l
+	var b [binary.MaxVarintLen64]byte
+	return len(appendVBI(b[:0], n))
 }
 
 // appendMQTTString appends s with its two-byte length.
