@@ -44,8 +44,8 @@ func TestShortRun(t *testing.T) {
 	}
 	root := repoRoot(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "flowgate")
-	build := exec.Command("go", "build", "-o", bin, "./gateway/cmd/flowgate")
+	bin, sim := filepath.Join(dir, "flowgate"), filepath.Join(dir, "flowgate-sim")
+	build := exec.Command("go", "build", "-o", dir, "./gateway/cmd/flowgate", "./firmware-sim/cmd/flowgate-sim")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -55,7 +55,7 @@ func TestShortRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := Short()
-	o.Flowgate, o.Config = bin, filepath.Join(root, "configs", "bench", "flowgate.yaml")
+	o.Flowgate, o.Sim, o.Config = bin, sim, filepath.Join(root, "configs", "bench", "flowgate.yaml")
 	o.Dir, o.GoBench, o.ProfileDir = filepath.Join(dir, "work"), gobench, filepath.Join(dir, "profiles")
 	if err := os.Mkdir(o.Dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -72,7 +72,9 @@ func TestShortRun(t *testing.T) {
 	rep.Markdown(&out)
 	t.Logf("\n%s", out.String())
 	for _, want := range []string{"RSS idle", "ingest, round 1: QoS 1", "ingest: median ratio", "latency device → cloud at 500 msg/s, 10 devices, p99 ", "the same runs, messages sent after the first 200ms, p99 ",
-		"RSS, largest sample, 20 devices", "messages lost, every run above | 0 | 0 |", "outbox: durable enqueues (group commit), nothing delivered: each spills an older one into Badger | 42,982/s | 66,318/s | 0.65× | ≥ 100,000/s | **no** |",
+		"RSS, largest sample, 20 devices", "messages lost, every run above | 0 | 0 |", "messages lost, mochi alone, every run above (",
+		"RSS idle, no device, 200ms after start: mochi alone |", "ingest: mochi alone, QoS 1 publishes acknowledged, median of 1 rounds",
+		"messages sent after the first 200ms: mochi alone, device → broker → subscriber, p99 |", "each for 1s: mochi alone |", "outbox: durable enqueues (group commit), nothing delivered: each spills an older one into Badger | 42,982/s | 66,318/s | 0.65× | ≥ 100,000/s | **no** |",
 		"the journal alone: room for every event, nothing spills (nor is acknowledged) | 104,512/s | 66,318/s | 1.58× | ≥ 100,000/s | yes |",
 		"without the journal (every event into Badger) | 32,998/s | 66,318/s | 0.50× |",
 		"window 256 | 22,115/s | 28,675/s | 0.77× | ≥ 20,000/s | yes |"} {
@@ -88,6 +90,14 @@ func TestShortRun(t *testing.T) {
 	for _, f := range []string{"flowgate-ingest-cpu.pprof", "flowgate-ingest-heap.pprof"} {
 		if fi, err := os.Stat(filepath.Join(o.ProfileDir, f)); err != nil || fi.Size() == 0 {
 			t.Errorf("profile %s: %v", f, err)
+		}
+	}
+	// The footprint runs on fresh brokers: not the processes that queued
+	// the ingest rounds' backlogs.
+	for _, who := range []string{"mosquitto", "mochi alone"} {
+		ingest, foot := runPID(t, progress.String(), "ingest round 1 "+who), runPID(t, progress.String(), "footprint 20 devices "+who)
+		if ingest == foot {
+			t.Errorf("%s: the footprint ran on the ingest's process (pid %d)", who, foot)
 		}
 	}
 	// Every process the harness started is stopped: their pids (logged as
@@ -110,6 +120,17 @@ func TestShortRun(t *testing.T) {
 	if _, err := Run(ctx, o); err == nil || !strings.Contains(err.Error(), `no phase "warp"`) {
 		t.Errorf("-only with an unknown phase: %v", err)
 	}
+}
+
+// runPID is the broker's pid the progress log gives for a run.
+func runPID(t *testing.T, progress, run string) int {
+	t.Helper()
+	_, rest, ok := strings.Cut(progress, run+" (pid ")
+	pid, _, _ := strings.Cut(rest, ")")
+	if !ok || atoi(pid) == 0 {
+		t.Fatalf("no pid for %q in the progress log:\n%s", run, progress)
+	}
+	return atoi(pid)
 }
 
 // childPIDs lists this process's children still running (not zombies).

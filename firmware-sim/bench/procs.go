@@ -142,19 +142,35 @@ func startMosquitto(ctx context.Context, bin, dir, name string) (*proc, string, 
 	if err != nil {
 		return nil, "", fmt.Errorf("bench: %w", err)
 	}
-	p, err := start(name, bin, []string{"-c", conf}, nil)
+	p, err := serve(ctx, name, bin, addr, "-c", conf)
+	return p, addr, err
+}
+
+// startMochi starts `sim broker`, mochi alone, on a free loopback port.
+func startMochi(ctx context.Context, sim string) (*proc, string, error) {
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, "", err
 	}
+	p, err := serve(ctx, "mochi alone", sim, addr, "broker", "-listen", addr)
+	return p, addr, err
+}
+
+// serve starts a broker and waits until it accepts connections on addr.
+func serve(ctx context.Context, name, bin, addr string, args ...string) (*proc, error) {
+	p, err := start(name, bin, args, nil)
+	if err != nil {
+		return nil, err
+	}
 	if err := p.waitTCP(addr, 5*time.Second); err != nil {
 		p.stop()
-		return nil, "", err
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil { // interrupted while it started: nobody else would stop it
 		p.stop()
-		return nil, "", err
+		return nil, err
 	}
-	return p, addr, nil
+	return p, nil
 }
 
 // findMosquitto is the mosquitto binary: the given path, on PATH, or in

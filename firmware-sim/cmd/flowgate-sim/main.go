@@ -4,6 +4,7 @@
 //	flowgate-sim [devices flags]      simulated devices (see -h)
 //	flowgate-sim load [flags]         a load generator for any MQTT broker
 //	flowgate-sim bench [flags]        the side-by-side benchmark of make bench
+//	flowgate-sim broker [flags]       the broker Flowgate embeds, alone (for bench)
 package main
 
 import (
@@ -22,10 +23,13 @@ func main() {
 		os.Exit(runLoad(args[1:]))
 	case "bench":
 		os.Exit(runBench(args[1:]))
+	case "broker":
+		os.Exit(runBroker(args[1:]))
 	case "help", "-help", "--help":
 		fmt.Fprintln(os.Stderr, "Usage: flowgate-sim [flags]       simulated devices (flowgate-sim -h lists the flags)\n"+
 			"       flowgate-sim load [flags]  load generator for any MQTT broker (flowgate-sim load -h)\n"+
-			"       flowgate-sim bench [flags] mosquitto and flowgate side by side (flowgate-sim bench -h)")
+			"       flowgate-sim bench [flags] mosquitto and flowgate side by side (flowgate-sim bench -h)\n"+
+			"       flowgate-sim broker [flags] the broker Flowgate embeds, alone (flowgate-sim broker -h)")
 		os.Exit(0)
 	default:
 		os.Exit(runDevices(args))
