@@ -19,7 +19,7 @@ run: build ## the whole job on this machine: gateway, flowgate-sim's facility sc
 test: ## every test, with the race detector; needs mosquitto (apt-get install mosquitto)
 	$(GO) test -race -count=1 ./...
 
-bench: build ## benchmarks at full size (about 15 minutes: 1 M event backlogs, then mosquitto and flowgate side by side); figures go into BENCHMARKS.md
+bench: build ## benchmarks at full size (about 15 minutes: 1 M event backlogs, then mosquitto, mochi alone and flowgate side by side); figures go into BENCHMARKS.md
 	@mkdir -p $(BIN)
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout=60m ./... | tee $(BIN)/gobench.txt
 	@! grep -q '^FAIL' $(BIN)/gobench.txt || { echo "a benchmark failed"; exit 1; }

@@ -73,7 +73,7 @@ func TestShortRun(t *testing.T) {
 	t.Logf("\n%s", out.String())
 	for _, want := range []string{"RSS idle", "ingest, round 1: QoS 1", "ingest: median ratio", "latency device → cloud at 500 msg/s, 10 devices, p99 ", "the same runs, messages sent after the first 200ms, p99 ",
 		"RSS, largest sample, 20 devices", "messages lost, every run above | 0 | 0 |", "messages lost, mochi alone, every run above (",
-		"RSS idle, no device, 200ms after start: mochi alone |", "ingest: mochi alone, QoS 1 publishes acknowledged, median of 1 rounds",
+		"RSS idle, no device, 200ms after start: mochi alone |", "mapped files, its binary first: idle, flowgate ",
 		"messages sent after the first 200ms: mochi alone, device → broker → subscriber, p99 |", "each for 1s: mochi alone |", "outbox: durable enqueues (group commit), nothing delivered: each spills an older one into Badger | 42,982/s | 66,318/s | 0.65× | ≥ 100,000/s | **no** |",
 		"the journal alone: room for every event, nothing spills (nor is acknowledged) | 104,512/s | 66,318/s | 1.58× | ≥ 100,000/s | yes |",
 		"without the journal (every event into Badger) | 32,998/s | 66,318/s | 0.50× |",
@@ -92,13 +92,19 @@ func TestShortRun(t *testing.T) {
 			t.Errorf("profile %s: %v", f, err)
 		}
 	}
-	// The footprint runs on fresh brokers: not the processes that queued
-	// the ingest rounds' backlogs.
+	// The latency and footprint runs are on fresh brokers: not the
+	// processes that queued an earlier run's backlog.
 	for _, who := range []string{"mosquitto", "mochi alone"} {
-		ingest, foot := runPID(t, progress.String(), "ingest round 1 "+who), runPID(t, progress.String(), "footprint 20 devices "+who)
-		if ingest == foot {
-			t.Errorf("%s: the footprint ran on the ingest's process (pid %d)", who, foot)
+		latency, foot := runPID(t, progress.String(), "latency at 500/s "+who), runPID(t, progress.String(), "footprint 20 devices "+who)
+		if latency == foot {
+			t.Errorf("%s: the footprint ran on the latency run's process (pid %d)", who, foot)
 		}
+	}
+	if ingest, latency := runPID(t, progress.String(), "ingest round 1 mosquitto"), runPID(t, progress.String(), "latency at 500/s mosquitto"); ingest == latency {
+		t.Errorf("mosquitto: the latency run ran on the ingest's process (pid %d)", ingest)
+	}
+	if strings.Contains(progress.String(), "ingest round 1 mochi") {
+		t.Error("mochi alone ran the ingest")
 	}
 	// Every process the harness started is stopped: their pids (logged as
 	// they were sampled) no longer run as children of this test.

@@ -15,10 +15,11 @@ import (
 )
 
 // ServeMochi runs the broker Flowgate embeds (mochi) with nothing on it
-// until ctx ends: anonymous, in memory, no pipeline. Its limits are the
-// gateway's broker defaults, so that beside mosquitto and the gateway it
-// shows what the embedded broker alone costs under the same load
-// (`flowgate-sim broker`, started by the harness as a process of its own).
+// until ctx ends: anonymous, in memory, no pipeline. It is built as
+// gateway/broker.go builds the gateway's, from the gateway's broker
+// defaults, so that beside mosquitto and the gateway it shows what the
+// embedded broker alone costs under the same load (`flowgate-sim broker`,
+// which the harness starts as a process of its own).
 func ServeMochi(ctx context.Context, addr string, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -28,11 +29,12 @@ func ServeMochi(ctx context.Context, addr string, log *slog.Logger) error {
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	caps.MaximumClients = int64(b.MaxClients)
 	caps.MaximumPacketSize = uint32(b.MaxPacketBytes)
+	caps.MaximumMessageExpiryInterval = int64(b.MaxMessageExpiry.Seconds())
 	caps.MaximumSessionExpiryInterval = uint32(min(b.SessionExpiry.Seconds(), math.MaxUint32))
 	caps.ReceiveMaximum = uint16(b.ReceiveMaximum)
 	caps.MaximumInflight = uint16(b.MaxInflight)
 	caps.MaximumClientWritesPending = int32(b.MaxQueued)
-	s := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log, SysTopicResendInterval: 30})
+	s := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log, InlineClient: true, SysTopicResendInterval: 30})
 	if err := s.AddHook(new(allowAll), nil); err != nil {
 		return fmt.Errorf("bench: mochi: %w", err)
 	}

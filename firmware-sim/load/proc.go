@@ -21,31 +21,40 @@ type ProcStats struct {
 }
 
 // ReadRSS is the resident set size (VmRSS) of process pid in bytes.
-func ReadRSS(pid int) (int64, error) {
+func ReadRSS(pid int) (int64, error) { return ReadStatus(pid, "VmRSS") }
+
+// ReadStatus is a field counted in kB of /proc/PID/status, in bytes:
+// VmRSS, or its parts RssAnon (heap, stacks) and RssFile (mapped files,
+// the binary among them).
+func ReadStatus(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, fmt.Errorf("load: %w", err)
 	}
-	return parseVmRSS(b)
+	return parseStatusKB(b, field)
 }
 
 // parseVmRSS reads "VmRSS:   13312 kB" out of a /proc/PID/status file.
-func parseVmRSS(status []byte) (int64, error) {
-	i := bytes.Index(status, []byte("\nVmRSS:"))
+func parseVmRSS(status []byte) (int64, error) { return parseStatusKB(status, "VmRSS") }
+
+// parseStatusKB reads "field:   13312 kB" out of a /proc/PID/status file.
+func parseStatusKB(status []byte, field string) (int64, error) {
+	key := []byte("\n" + field + ":")
+	i := bytes.Index(status, key)
 	if i < 0 {
-		return 0, fmt.Errorf("load: no VmRSS in /proc status")
+		return 0, fmt.Errorf("load: no %s in /proc status", field)
 	}
-	line := status[i+len("\nVmRSS:"):]
+	line := status[i+len(key):]
 	if j := bytes.IndexByte(line, '\n'); j >= 0 {
 		line = line[:j]
 	}
 	f := bytes.Fields(line)
 	if len(f) != 2 || string(f[1]) != "kB" {
-		return 0, fmt.Errorf("load: VmRSS line %q", line)
+		return 0, fmt.Errorf("load: %s line %q", field, line)
 	}
 	kb, err := strconv.ParseInt(string(f[0]), 10, 64)
 	if err != nil || kb < 0 {
-		return 0, fmt.Errorf("load: VmRSS line %q", line)
+		return 0, fmt.Errorf("load: %s line %q", field, line)
 	}
 	return kb << 10, nil
 }

@@ -2,6 +2,8 @@ package load
 
 import (
 	"math"
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -70,6 +72,15 @@ func TestProcParsers(t *testing.T) {
 	}
 	if _, err := parseVmRSS([]byte("Name: x\n")); err == nil {
 		t.Error("no VmRSS accepted")
+	}
+	if n, err := parseStatusKB(status, "RssAnon"); err != nil || n != 1<<10 {
+		t.Errorf("RssAnon %d %v", n, err)
+	}
+	if _, err := parseStatusKB(status, "RssFile"); err == nil || !strings.Contains(err.Error(), "no RssFile") {
+		t.Errorf("no RssFile: %v", err)
+	}
+	if n, err := ReadStatus(os.Getpid(), "RssFile"); err != nil || n <= 0 {
+		t.Errorf("this process's RssFile %d %v", n, err)
 	}
 	stat := []byte("42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 31 0 0 20 0 1 0 5 1000 50")
 	if n, err := parseStatTicks(stat); err != nil || n != 281 {

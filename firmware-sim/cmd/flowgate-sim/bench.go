@@ -19,7 +19,8 @@ func runBench(args []string) int {
 		fmt.Fprintln(fs.Output(), "Usage: flowgate-sim bench -flowgate bin/flowgate [flags]\n\n"+
 			"Runs the same load against Debian's mosquitto and the flowgate binary (full pipeline, durable\n"+
 			"outbox, stand-in cloud mosquitto), alternating, and prints a markdown table to stdout\n"+
-			"(progress on stderr). Flags:")
+			"(progress on stderr). The idle, latency and footprint loads also run against mochi alone\n"+
+			"(flowgate-sim broker: the broker Flowgate embeds, nothing on it). Flags:")
 		fs.PrintDefaults()
 	}
 	short := fs.Bool("short", false, "a few seconds, small counts: proves the harness works, not the speed")

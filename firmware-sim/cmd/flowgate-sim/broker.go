@@ -29,7 +29,9 @@ func runBroker(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// mochi warns of each message it drops for a slow subscriber: a
+	// write per message, in its publish path, when it can least afford it.
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	if err := bench.ServeMochi(ctx, *listen, log); err != nil {
 		fmt.Fprintln(os.Stderr, "flowgate-sim", err)
 		return 1

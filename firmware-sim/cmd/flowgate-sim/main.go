@@ -26,9 +26,9 @@ func main() {
 	case "broker":
 		os.Exit(runBroker(args[1:]))
 	case "help", "-help", "--help":
-		fmt.Fprintln(os.Stderr, "Usage: flowgate-sim [flags]       simulated devices (flowgate-sim -h lists the flags)\n"+
-			"       flowgate-sim load [flags]  load generator for any MQTT broker (flowgate-sim load -h)\n"+
-			"       flowgate-sim bench [flags] mosquitto and flowgate side by side (flowgate-sim bench -h)\n"+
+		fmt.Fprintln(os.Stderr, "Usage: flowgate-sim [flags]        simulated devices (flowgate-sim -h lists the flags)\n"+
+			"       flowgate-sim load [flags]   load generator for any MQTT broker (flowgate-sim load -h)\n"+
+			"       flowgate-sim bench [flags]  mosquitto and flowgate side by side (flowgate-sim bench -h)\n"+
 			"       flowgate-sim broker [flags] the broker Flowgate embeds, alone (flowgate-sim broker -h)")
 		os.Exit(0)
 	default:
