@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -254,26 +255,41 @@ func (o *outbox) writeJournalled(b *batch, m *meta) error {
 			o.log.Warn("cannot remove a journal file; it is replayed at the next start", "err", err)
 		}
 	}
-	if len(b.recs) > 0 {
-		jf, err := o.jr.append(b.recs, o.lanes)
-		if err != nil {
-			return err
-		}
-		b.jf = jf
+	// Badger's part of a commit, the spill and, when due, the sync that
+	// lets journal files go, runs while the new records are written and
+	// synced to the journal: the two touch different files, and the new
+	// records are durable by the journal alone. Whichever fails fails the
+	// batch, after both ended; what either left on disk is what a crash
+	// between them would leave, which opening the store reads.
+	syncDue := (len(o.unsynced) > 0 || len(b.spill) > 0) && (!o.deferSync || time.Since(o.synced) >= spillSyncEvery)
+	var storeErr error
+	stored := make(chan struct{})
+	if len(b.spill) > 0 || syncDue {
+		go func() {
+			defer close(stored)
+			if len(b.spill) > 0 {
+				storeErr = o.writeRecords(b.spill, m)
+			}
+			if storeErr == nil && syncDue {
+				storeErr = o.syncStore()
+			}
+		}()
+	} else {
+		close(stored)
 	}
-	if len(b.spill) > 0 {
-		if err := o.writeRecords(b.spill, m); err != nil {
-			return err
-		}
-		for _, r := range b.spill {
-			o.unsynced = append(o.unsynced, r.jf)
-		}
+	var err error
+	if len(b.recs) > 0 {
+		b.jf, err = o.jr.append(b.recs, o.lanes)
+	}
+	<-stored
+	if err = cmp.Or(err, storeErr); err != nil {
+		return err
+	}
+	for _, r := range b.spill {
+		o.unsynced = append(o.unsynced, r.jf)
 	}
 	o.meta = *m
-	if len(o.unsynced) > 0 && (!o.deferSync || time.Since(o.synced) >= spillSyncEvery) {
-		if err := o.syncStore(); err != nil {
-			return err
-		}
+	if syncDue {
 		b.release, o.unsynced, o.synced = o.unsynced, nil, time.Now()
 	}
 	b.unsynced = len(o.unsynced)

@@ -137,7 +137,7 @@ func (j *journal) append(recs []record, lanes []*lane) (uint32, error) {
 			return 0, err
 		}
 	}
-	j.buf = appendFrames(j.buf[:0], recs, lanes, maxJournalFrame)
+	j.buf = appendFrames(slices.Grow(j.buf[:0], framesBytes(recs, lanes)), recs, lanes, maxJournalFrame)
 	_, err := j.f.Write(j.buf)
 	if err == nil {
 		err = j.f.Sync()
@@ -153,7 +153,7 @@ func (j *journal) append(recs []record, lanes []*lane) (uint32, error) {
 		return 0, fmt.Errorf("uplink: journal: %w", err)
 	}
 	j.size += int64(len(j.buf))
-	if len(j.buf) > 64<<10 {
+	if cap(j.buf) > keepJournalBuf {
 		j.buf = nil // a burst's frame: do not keep it
 	}
 	return j.cur, nil
@@ -249,6 +249,21 @@ func appendFrames(b []byte, recs []record, lanes []*lane, max int) []byte {
 	}
 	return appendFrame(b, recs[start:], lanes)
 }
+
+// framesBytes is how long recs are as one frame: what appendFrames
+// appends, unless recs are split.
+func framesBytes(recs []record, lanes []*lane) int {
+	n := 8
+	for _, r := range recs {
+		n += recordBytes(lanes[idLane(r.id)].Name, r.val)
+	}
+	return n
+}
+
+// keepJournalBuf is the largest frame buffer the journal keeps for the
+// next commit: a commit under load (~500 events of a few hundred bytes)
+// fits, so a busy store writes its frames without allocating.
+const keepJournalBuf = 1 << 20
 
 // recordBytes is the length of a record of class name and value val in a
 // frame's payload.
