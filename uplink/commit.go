@@ -1,7 +1,6 @@
 package uplink
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -282,7 +281,7 @@ func (o *outbox) writeJournalled(b *batch, m *meta) error {
 		b.jf, err = o.jr.append(b.recs, o.lanes)
 	}
 	<-stored
-	if err = cmp.Or(err, storeErr); err != nil {
+	if err := errors.Join(err, storeErr); err != nil {
 		return err
 	}
 	for _, r := range b.spill {

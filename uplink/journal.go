@@ -137,7 +137,10 @@ func (j *journal) append(recs []record, lanes []*lane) (uint32, error) {
 			return 0, err
 		}
 	}
-	j.buf = appendFrames(slices.Grow(j.buf[:0], framesBytes(recs, lanes)), recs, lanes, maxJournalFrame)
+	if n := framesBytes(recs, lanes); cap(j.buf) < n {
+		j.buf = make([]byte, 0, n) // not slices.Grow: it would copy the old buffer
+	}
+	j.buf = appendFrames(j.buf[:0], recs, lanes, maxJournalFrame)
 	_, err := j.f.Write(j.buf)
 	if err == nil {
 		err = j.f.Sync()
