@@ -287,6 +287,9 @@ func (o *outbox) writeJournalled(b *batch, m *meta) error {
 	for _, r := range b.spill {
 		o.unsynced = append(o.unsynced, r.jf)
 	}
+	if syncDue {
+		m.Synced = m.Last // written with the next meta, after the sync
+	}
 	o.meta = *m
 	if syncDue {
 		b.release, o.unsynced, o.synced = o.unsynced, nil, time.Now()
@@ -383,7 +386,7 @@ func (o *outbox) writeRecords(recs []record, m *meta) error {
 }
 
 func (m meta) clone() meta {
-	c := meta{Last: m.Last, Top: m.Top, Lanes: make(map[string]laneMeta, len(m.Lanes))}
+	c := meta{Last: m.Last, Top: m.Top, Synced: m.Synced, Lanes: make(map[string]laneMeta, len(m.Lanes))}
 	for k, v := range m.Lanes {
 		v.Segs = slices.Clip(v.Segs) // appends copy: the committer's meta and the clone do not share
 		c.Lanes[k] = v

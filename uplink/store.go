@@ -35,6 +35,10 @@ type meta struct {
 	Last  uint64              `json:"last"`          // the highest sequence number written to Badger
 	Top   uint64              `json:"top,omitempty"` // the highest journalled (hot.go): a low mark may pass Last
 	Lanes map[string]laneMeta `json:"lanes"`         // by class name
+	// Synced is a Last that Badger had synced before this meta was
+	// written: whatever a power cut did to later writes, every record up
+	// to it is in Badger, or was deleted (hot.go, replayable).
+	Synced uint64 `json:"synced,omitempty"`
 }
 
 // end is the highest sequence number m knows of.
@@ -185,7 +189,7 @@ func (m meta) check() error {
 		return fmt.Errorf("meta record: last sequence number %d out of range (damaged?)", m.end())
 	}
 	for name, lm := range m.Lanes {
-		if lm.N < 0 || lm.Bytes < 0 || lm.Low > m.end()+1 {
+		if lm.N < 0 || lm.Bytes < 0 || lm.Low > m.end()+1 || m.Synced > m.Last {
 			return fmt.Errorf("meta record: class %q: %d events, %d bytes, low mark %d of %d: inconsistent (damaged?)",
 				name, lm.N, lm.Bytes, lm.Low, m.Last)
 		}
