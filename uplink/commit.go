@@ -220,7 +220,9 @@ func (o *outbox) write(b *batch) error {
 // the active memtable's log; one Badger has just rotated is synced when
 // its flush to a table ends, and until then a power cut would lose what
 // it holds. So each memtable log is synced too (fsync writes back pages
-// written through Badger's mapping).
+// written through Badger's mapping), and each value log: db.Sync syncs the
+// current one only, and a value above the threshold written before it
+// rotated would wait for the kernel.
 func (o *outbox) syncStore() error {
 	if o.dir == "" {
 		return nil
@@ -232,7 +234,11 @@ func (o *outbox) syncStore() error {
 	if err != nil {
 		return err
 	}
-	for _, p := range mems {
+	vlogs, err := filepath.Glob(filepath.Join(o.dir, "*.vlog"))
+	if err != nil {
+		return err
+	}
+	for _, p := range append(mems, vlogs...) {
 		// One flushed to a table and deleted meanwhile needs nothing.
 		if err := syncPath(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err

@@ -2,15 +2,12 @@ package uplink
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // Hot records: the outbox's side of the journal (journal.go).
@@ -205,9 +202,10 @@ func (o *outbox) openHot(dir string, maxBytes int64) error {
 	// Until Badger is synced a spilled event is on disk twice, in the
 	// journal and in Badger: under a small byte cap that share shows.
 	o.deferSync = maxBytes <= 0 || maxBytes >= 256<<20
+	rebooted := rebootedSince(filepath.Join(dir, journalDir))
 	var recs, doubt []record
 	problems, err := readJournalDir(dir, func(jr journalRecord) error {
-		switch r, verdict := o.replayable(jr); verdict {
+		switch r, verdict := o.replayable(jr, rebooted); verdict {
 		case replayIt:
 			recs = append(recs, r)
 		case lookItUp:
@@ -234,7 +232,7 @@ func (o *outbox) openHot(dir string, maxBytes int64) error {
 	}
 	if len(lost) > 0 {
 		// meta may have counted them before they were lost: count again.
-		o.log.Warn("events the store had lost (a power cut kept later writes and not these) were put back from the journal",
+		o.log.Warn("events the store lost in a power cut (or acknowledged without a trace before it) were put back from the journal",
 			"dir", o.dir, "events", len(lost))
 		if err := o.recountAll(); err != nil {
 			return err
@@ -246,6 +244,9 @@ func (o *outbox) openHot(dir string, maxBytes int64) error {
 		return err
 	}
 	o.meta.Synced = o.meta.Last
+	if err := noteBoot(filepath.Join(dir, journalDir)); err != nil {
+		return err
+	}
 	for _, n := range files { // a damaged one is gone already: kept under its new name
 		if err := jr.remove(n); err != nil {
 			return err
@@ -273,22 +274,18 @@ func keepDamaged(path string) (string, error) {
 
 // What to do with a record read back from the journal.
 const (
-	skipIt   = iota // acknowledged (below its lane's low mark), or synced into Badger
+	skipIt   = iota // acknowledged, or in Badger
 	replayIt        // beyond the last record Badger holds
-	lookItUp        // between: Badger should hold it, or its delete
+	lookItUp        // in Badger, or acknowledged, unless a power cut lost it
 )
 
 // replayable returns the record of jr, read from the journal, and what to
 // do with it. One at or below the last record Badger holds was spilled
-// before the crash; if meta's Synced covers it, Badger holds it or it was
-// acknowledged since. Above that, Badger should hold it, or its delete.
-// But Badger keeps no order between its memtables' logs, nor the disk
-// between unsynced pages, so a power cut can keep a later spill and lose
-// an earlier one: the journal, whose files stay until Badger is synced,
-// still has it. A delete can be gone too, taken with its record by a
-// compaction: that event is then sent again, a duplicate with its id, as
-// after any crash.
-func (o *outbox) replayable(jr journalRecord) (record, int) {
+// before the crash, or acknowledged while hot: Badger holds it, or it was
+// acknowledged. Unless the machine restarted since the store was last
+// opened (rebooted): a power cut may have kept a later spill and lost this
+// one (powercut.go), so above meta's Synced it is looked up.
+func (o *outbox) replayable(jr journalRecord, rebooted bool) (record, int) {
 	li := o.laneOf(jr.class)
 	if li < 0 {
 		o.addLane(Class{Name: jr.class})
@@ -298,59 +295,12 @@ func (o *outbox) replayable(jr journalRecord) (record, int) {
 	switch {
 	case jr.seq < o.lanes[li].low, jr.seq <= o.meta.Synced:
 		return r, skipIt
-	case jr.seq <= o.durable:
+	case jr.seq <= o.durable && rebooted:
 		return r, lookItUp
+	case jr.seq <= o.durable:
+		return r, skipIt
 	}
 	return r, replayIt
-}
-
-// missing returns those of recs Badger holds no version of: neither the
-// record nor the delete of an acknowledged one.
-func (o *outbox) missing(recs []record) ([]record, error) {
-	if len(recs) == 0 {
-		return nil, nil
-	}
-	var lost []record
-	err := o.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{AllVersions: true}) // a delete is a version too
-		defer it.Close()
-		for _, r := range recs {
-			k := recordKey(o.lanes[idLane(r.id)], r.seg, idSeq(r.id))
-			if it.Seek(k); !it.Valid() || !bytes.Equal(it.Item().Key(), k) {
-				lost = append(lost, r)
-			}
-		}
-		return nil
-	})
-	return lost, err
-}
-
-// recountAll counts every lane's records in Badger again and writes the
-// counts into meta.
-func (o *outbox) recountAll() error {
-	o.n, o.bytes = 0, 0
-	err := o.db.View(func(txn *badger.Txn) error {
-		for _, l := range o.lanes {
-			l.n, l.bytes = 0, 0
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: l.prefix})
-			for it.Rewind(); it.Valid(); it.Next() {
-				if _, seq, ok := parseKey(l, it.Item().Key()); ok && seq != guardSeq && seq >= l.low {
-					l.n++
-					l.bytes += keyCost(l) + it.Item().ValueSize()
-				}
-			}
-			it.Close()
-			o.n, o.bytes = o.n+l.n, o.bytes+l.bytes
-			lm := o.meta.Lanes[l.Name]
-			lm.N, lm.Bytes = l.n, l.bytes
-			o.meta.Lanes[l.Name] = lm
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return o.db.Update(func(txn *badger.Txn) error { return txn.Set(metaKey, o.meta.encode()) })
 }
 
 // replay writes recs, read from the journal, into Badger and counts them.

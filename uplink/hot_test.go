@@ -5,10 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -146,106 +144,6 @@ func TestJournalReplayAfterCrash(t *testing.T) {
 	}
 	if id, err := o.Append(0, []byte("new"), time.Now()); err != nil || idSeq(id) != n+1 {
 		t.Errorf("Append after the replay = seq %d, %v; want %d", idSeq(id), err, n+1)
-	}
-}
-
-// A power cut can keep a later write of Badger's and lose an earlier one:
-// Badger replays each memtable's log on its own, and unsynced pages reach
-// the disk in any order. The journal, whose files stay until Badger is
-// synced, puts the lost records back when the store opens. Here records
-// 1–10 spilled and were synced, 11–20 spilled and were not, and of those
-// 12–15 vanished without a trace while the others stayed. 7, acknowledged
-// out of order, stays acknowledged though its delete is compacted away;
-// and the counts agree with what is there, then and after a clean restart.
-func TestPowerCutLossPutBackFromJournal(t *testing.T) {
-	dir := t.TempDir()
-	o := newTestOutbox(t, dir, nil)
-	o.deferSync = true
-	old := time.Now().Add(-2 * hotFor)
-	appendWalk(t, o, 1, 10, old)
-	appendWalk(t, o, 11, 20, old) // spills 1–10, and syncs Badger (never synced before)
-	o.synced = time.Now()         // the next spill waits for a sync
-	appendWalk(t, o, 21, 21, time.Now())
-	if n := badgerRecords(t, o); n != 20 {
-		t.Fatalf("Badger holds %d records; want the 20 spilled", n)
-	}
-	if len(journalFiles(t, dir)) == 0 {
-		t.Fatal("no journal file kept for the unsynced spill")
-	}
-	for li := range 2 {
-		o.Next(li, 0)
-	}
-	o.Delete(makeID(1, 1)) // in order: the low mark passes it
-	o.Delete(makeID(1, 7)) // out of order: its delete is written
-	commitAll(t, o)
-	o.batch()
-	commitAll(t, o)
-	if o.meta.Synced != 10 {
-		t.Fatalf("meta's Synced is %d; want 10", o.meta.Synced)
-	}
-	// The crash, and then what the power cut did to Badger's unsynced
-	// writes. DropPrefix compacts, and so takes 7's delete with it.
-	_ = o.jr.close()
-	if err := o.db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := badger.Open(badgerOptions(dir, slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gone [][]byte
-	_ = db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{recordTag}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if k := it.Item().Key(); len(k) >= 8 {
-				if seq := binary.BigEndian.Uint64(k[len(k)-8:]); seq >= 12 && seq <= 15 {
-					gone = append(gone, it.Item().KeyCopy(nil))
-				}
-			}
-		}
-		return nil
-	})
-	if len(gone) != 4 {
-		t.Fatalf("found %d of records 12–15 in Badger", len(gone))
-	}
-	for _, k := range gone {
-		if err := db.DropPrefix(k); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	var want []uint64
-	for seq := uint64(2); seq <= 21; seq++ {
-		if seq != 7 {
-			want = append(want, seq)
-		}
-	}
-	for round := range 2 {
-		o = newTestOutbox(t, dir, nil)
-		var got []uint64
-		for li := range 2 {
-			for from := uint64(0); ; {
-				id, rec, ok := o.Next(li, from)
-				if !ok {
-					break
-				}
-				if string(rec) != fmt.Sprintf("r%d", idSeq(id)) {
-					t.Fatalf("record %d holds %q", idSeq(id), rec)
-				}
-				got = append(got, idSeq(id))
-				from = idSeq(id) + 1
-			}
-		}
-		slices.Sort(got)
-		if !slices.Equal(got, want) || o.Len() != len(want) {
-			t.Errorf("round %d: records %v, Len %d; want %v", round, got, o.Len(), want)
-		}
-		if err := o.close(); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 

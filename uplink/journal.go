@@ -32,8 +32,8 @@ import (
 // A journal file is removed once each of its records is acknowledged or
 // spilled (and Badger synced). Opening the store writes the records of the
 // journal files left by a crash into Badger, those above both the highest
-// sequence number Badger holds and their lane's low mark, then removes the
-// files. Closing spills every hot record, so a clean restart replays
+// sequence number Badger holds and their lane's low mark (and, after a
+// power cut, those Badger lost: powercut.go), then removes the files. Closing spills every hot record, so a clean restart replays
 // nothing. An event acknowledged above its lane's low mark before a crash is
 // sent again after it, with the same id.
 //

@@ -69,6 +69,7 @@ func Salvage(damagedDir, freshDir string, classes []Class, log *slog.Logger) (Sa
 	if err != nil {
 		return rep, err
 	}
+	s.rebooted = rebootedSince(filepath.Join(damagedDir, journalDir))
 	err = s.run(r)
 	if err == nil {
 		err = s.journal(damagedDir)
@@ -129,19 +130,22 @@ func CheckStore(dir string, classes []Class) (StoreCheck, error) {
 	if err := ob.load(classes); err != nil {
 		return c, fmt.Errorf("uplink: read store %s: %w", dir, err)
 	}
+	// What opening the store would replay from the journal (hot.go).
+	rebooted := rebootedSince(filepath.Join(dir, journalDir))
+	var recs, doubt []record
 	problems, err := readJournalDir(dir, func(jr journalRecord) error {
-		li := ob.laneOf(jr.class)
-		if li < 0 {
-			ob.addLane(Class{Name: jr.class})
-			li = len(ob.lanes) - 1
-		}
-		if l := ob.lanes[li]; jr.seq > ob.durable && jr.seq >= l.low {
-			l.n++
-			l.bytes += recordCost(l, jr.val)
+		switch r, verdict := ob.replayable(jr, rebooted); verdict {
+		case replayIt:
+			recs = append(recs, r)
+		case lookItUp:
+			doubt = append(doubt, r)
 		}
 		return nil
 	})
 	c.Problems = append(c.Problems, problems...)
+	if err == nil {
+		err = ob.countReplay(recs, doubt)
+	}
 	if err != nil {
 		return c, fmt.Errorf("uplink: read store %s: journal: %w", dir, err)
 	}
@@ -160,7 +164,8 @@ func countFiles(files *storeFiles, classes []Class, problems []FileProblem) (Sto
 		return c, err
 	}
 	defer r.close()
-	s := &salvager{rep: &SalvageReport{}, low: make(map[string]uint64)}
+	s := &salvager{rep: &SalvageReport{}, low: make(map[string]uint64), held: make(map[uint64]bool),
+		rebooted: rebootedSince(filepath.Join(files.dir, journalDir))}
 	idx := make(map[string]int)
 	for _, cl := range classes {
 		idx[cl.Name] = len(c.Classes)
@@ -171,6 +176,7 @@ func countFiles(files *storeFiles, classes []Class, problems []FileProblem) (Sto
 			return
 		}
 		s.top = max(s.top, seq)
+		s.hold(seq)
 		if seq < s.low[name] {
 			return
 		}
@@ -183,7 +189,13 @@ func countFiles(files *storeFiles, classes []Class, problems []FileProblem) (Sto
 		c.Classes[i].Bytes += int64(size)
 	}
 	err = errors.Join(r.scan(metaKey, s.readMeta),
-		r.scan([]byte{quarantineTag}, func(_, _ []byte, _ error) error { c.Quarantined++; return nil }),
+		r.scan([]byte{quarantineTag}, func(key, _ []byte, _ error) error {
+			c.Quarantined++
+			if _, seq, ok := (Quarantined{Key: key[min(1, len(key)):]}).ClassSeq(); ok {
+				s.hold(seq)
+			}
+			return nil
+		}),
 		r.scan([]byte{recordTag}, func(key, val []byte, _ error) error {
 			if name, seq, ok := (Quarantined{Key: key}).ClassSeq(); ok {
 				count(name, seq, len(key)+len(val))
@@ -193,7 +205,7 @@ func countFiles(files *storeFiles, classes []Class, problems []FileProblem) (Sto
 	if err == nil {
 		var jp []FileProblem
 		jp, err = readJournalDir(files.dir, func(jr journalRecord) error {
-			if jr.seq > s.top {
+			if s.fromJournal(jr.seq) {
 				count(jr.class, jr.seq, len(lanePrefix(jr.class))+12+len(jr.val))
 			}
 			return nil
@@ -248,13 +260,34 @@ type salvager struct {
 	log *slog.Logger
 	low map[string]uint64 // the old store's low marks: records below were sent
 	top uint64            // the highest sequence number of a record read from Badger
+	// synced is the old meta's Synced: every record up to it was in
+	// Badger. Above it, held has those read from Badger; if the machine
+	// restarted since the store was opened (rebooted), the journal's
+	// others were lost in a power cut (powercut.go), or acknowledged.
+	synced   uint64
+	held     map[uint64]bool
+	rebooted bool
+}
+
+// fromJournal reports whether the journal's record seq is one Badger did
+// not hold.
+func (s *salvager) fromJournal(seq uint64) bool {
+	return seq > s.top || s.rebooted && seq > s.synced && !s.held[seq]
+}
+
+// hold notes that Badger held record seq.
+func (s *salvager) hold(seq uint64) {
+	if s.rebooted && seq > s.synced {
+		s.held[seq] = true
+	}
 }
 
 // journal recovers the records of the old store's journal (journal.go)
-// that Badger does not hold: those above every record it does.
+// that Badger does not hold: those above every record it does, and those
+// between meta's Synced and that a power cut took.
 func (s *salvager) journal(dir string) error {
 	problems, err := readJournalDir(dir, func(jr journalRecord) error {
-		if jr.seq <= s.top {
+		if !s.fromJournal(jr.seq) {
 			return nil
 		}
 		l := lane{Class: Class{Name: jr.class}, prefix: lanePrefix(jr.class)}
@@ -276,7 +309,7 @@ func newSalvager(freshDir string, classes []Class, rep *SalvageReport, log *slog
 	for _, l := range ob.lanes {
 		rep.Recovered[l.Name] = 0
 	}
-	return &salvager{ob: ob, rep: rep, log: log, low: make(map[string]uint64)}, nil
+	return &salvager{ob: ob, rep: rep, log: log, low: make(map[string]uint64), held: make(map[uint64]bool)}, nil
 }
 
 func (s *salvager) run(r *reader) error {
@@ -311,13 +344,17 @@ func (s *salvager) readMeta(_, val []byte, verr error) error {
 	for name, lm := range m.Lanes {
 		s.low[name] = lm.Low
 	}
-	s.top = max(s.top, m.Last) // Badger held every record up to Last: the journal's are above
+	s.top = max(s.top, m.Last) // Badger held every record up to Last, but for a power cut's losses
+	s.synced = m.Synced
 	return nil
 }
 
 // carry keeps a record of the old store's quarantine.
 func (s *salvager) carry(key, val []byte, _ error) error {
 	s.rep.Quarantined++
+	if _, seq, ok := (Quarantined{Key: key[min(1, len(key)):]}).ClassSeq(); ok {
+		s.hold(seq)
+	}
 	return s.setAside(key, val)
 }
 
@@ -341,6 +378,7 @@ func (s *salvager) record(key, val []byte, verr error) error {
 		return nil
 	}
 	s.top = max(s.top, seq)
+	s.hold(seq)
 	if seq < s.low[name] {
 		return nil
 	}

@@ -188,8 +188,11 @@ func (m meta) check() error {
 	if m.end() >= 1<<seqBits-1 {
 		return fmt.Errorf("meta record: last sequence number %d out of range (damaged?)", m.end())
 	}
+	if m.Synced > m.Last {
+		return fmt.Errorf("meta record: synced up to %d of %d records: inconsistent (damaged?)", m.Synced, m.Last)
+	}
 	for name, lm := range m.Lanes {
-		if lm.N < 0 || lm.Bytes < 0 || lm.Low > m.end()+1 || m.Synced > m.Last {
+		if lm.N < 0 || lm.Bytes < 0 || lm.Low > m.end()+1 {
 			return fmt.Errorf("meta record: class %q: %d events, %d bytes, low mark %d of %d: inconsistent (damaged?)",
 				name, lm.N, lm.Bytes, lm.Low, m.Last)
 		}
