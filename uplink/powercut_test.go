@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -148,7 +147,7 @@ func spillTwice(t *testing.T, o *outbox, hot bool, lose func(uint64) bool) {
 // the counts agree with what is there, then and after a clean restart.
 func TestPowerCutLossPutBack(t *testing.T) {
 	dir := t.TempDir()
-	var logs syncBuffer
+	var logs bytes.Buffer
 	o := newTestOutbox(t, dir, nil)
 	spillTwice(t, o, true, func(s uint64) bool { return s >= 12 && s <= 15 })
 	o.Delete(makeID(1, 1))  // in order: the low mark passes it
@@ -246,7 +245,7 @@ func TestPlainCrashLooksNothingUp(t *testing.T) {
 		t.Skip("no boot id here: every start counts as after a power cut")
 	}
 	dir := t.TempDir()
-	var logs syncBuffer
+	var logs bytes.Buffer
 	log := func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) }
 	o := newTestOutbox(t, dir, log)
 	o.deferSync = true
@@ -336,24 +335,6 @@ func TestPowerCutLostSegment(t *testing.T) {
 	}
 	commitAll(t, o)
 	checkCounts(t, o, "after the power cut and a delete", true)
-}
-
-// syncBuffer is a log destination safe for the committer and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // CheckStore counts what opening the store after the power cut holds, and
