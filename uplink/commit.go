@@ -445,6 +445,9 @@ func (o *outbox) written(b *batch, err error) {
 		if o.err == nil {
 			o.err = fmt.Errorf("uplink: store %s: write failed: %w", o.dir, err)
 		}
+		if o.jr != nil {
+			forgetBoot(filepath.Join(o.dir, journalDir))
+		}
 		return // b's removals stay in dels: Next keeps skipping them
 	}
 	for _, d := range b.dels {

@@ -245,7 +245,8 @@ func (o *outbox) openHot(dir string, maxBytes int64) error {
 	}
 	o.meta.Synced = o.meta.Last
 	if err := noteBoot(filepath.Join(dir, journalDir)); err != nil {
-		return err
+		// Without the note the next start looks up more than it needs to.
+		o.log.Warn("cannot note this boot in the store's journal", "dir", o.dir, "err", err)
 	}
 	for _, n := range files { // a damaged one is gone already: kept under its new name
 		if err := jr.remove(n); err != nil {

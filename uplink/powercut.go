@@ -29,7 +29,15 @@ import (
 //
 // A record acknowledged while hot, or whose delete a compaction took with
 // it, leaves no trace either: after a power cut it is sent again, with its
-// id, as a duplicate. Counts are then taken again from Badger.
+// id, as a duplicate. Counts are then taken again from Badger, which reads
+// every key of the store.
+//
+// The boot is what tells a lost page cache here. A failed write or sync
+// of the store removes the note (forgetBoot). Other losses of the page
+// cache within one boot go unseen, and what they took of the records
+// spilled since the last sync is lost: a disk that resets and is mounted
+// again, a network store that drops its own cache, a snapshot of the
+// device restored in the same boot.
 
 // bootFile, in the journal's directory, holds the boot id of the machine's
 // boot in which the store was last opened.
@@ -53,13 +61,26 @@ func rebootedSince(dir string) bool {
 	return err != nil || id == "" || string(b) != id
 }
 
-// noteBoot records this boot as the one the store was opened in.
+// noteBoot records this boot as the one the store was opened in, and
+// removes what a crash while noting an earlier one left.
 func noteBoot(dir string) error {
+	leftovers, _ := filepath.Glob(filepath.Join(dir, "."+bootFile+".*"))
+	for _, p := range leftovers {
+		_ = os.Remove(p)
+	}
 	id := bootID()
 	if id == "" {
 		return nil
 	}
 	return writeFileSynced(dir, bootFile, []byte(id))
+}
+
+// forgetBoot removes the note of this boot after a write or sync of the
+// store failed: the kernel may then have dropped pages it had not written
+// (a failed write-back marks them clean), so the next start, in this boot
+// or not, looks up what Badger may have lost.
+func forgetBoot(dir string) {
+	_ = os.Remove(filepath.Join(dir, bootFile))
 }
 
 // missing returns those of recs Badger holds no trace of: not the record,
@@ -157,8 +178,8 @@ func (o *outbox) recountLane(txn *badger.Txn, l *lane) (guards [][]byte) {
 	for seg, first := range found {
 		if !slices.ContainsFunc(l.segs, func(s segment) bool { return s.Num == seg }) {
 			l.segs = append(l.segs, segment{Num: seg, First: first})
-			guards = append(guards, recordKey(l, seg, guardSeq))
 		}
+		guards = append(guards, recordKey(l, seg, guardSeq)) // a listed one's may have been lost too
 	}
 	slices.SortFunc(l.segs, func(a, b segment) int { return cmp.Compare(a.Num, b.Num) })
 	o.n, o.bytes = o.n+l.n, o.bytes+l.bytes

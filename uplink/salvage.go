@@ -203,6 +203,9 @@ func countFiles(files *storeFiles, classes []Class, problems []FileProblem) (Sto
 			return nil
 		}))
 	if err == nil {
+		err = s.holdDeleted(r)
+	}
+	if err == nil {
 		var jp []FileProblem
 		jp, err = readJournalDir(files.dir, func(jr journalRecord) error {
 			if s.fromJournal(jr.seq) {
@@ -275,6 +278,16 @@ func (s *salvager) fromJournal(seq uint64) bool {
 	return seq > s.top || s.rebooted && seq > s.synced && !s.held[seq]
 }
 
+// holdDeleted notes the records deleted in Badger (acknowledged) as held:
+// the journal's copy is not theirs to bring back.
+func (s *salvager) holdDeleted(r *reader) error {
+	return r.scanDeleted([]byte{recordTag}, func(key []byte) {
+		if _, seq, ok := (Quarantined{Key: key}).ClassSeq(); ok {
+			s.hold(seq)
+		}
+	})
+}
+
 // hold notes that Badger held record seq.
 func (s *salvager) hold(seq uint64) {
 	if s.rebooted && seq > s.synced {
@@ -323,6 +336,9 @@ func (s *salvager) run(r *reader) error {
 		return err
 	}
 	if err := r.scan([]byte{0}, s.recordV0); err != nil {
+		return err
+	}
+	if err := s.holdDeleted(r); err != nil {
 		return err
 	}
 	return s.commit()

@@ -424,3 +424,42 @@ func readValue(dir string, key, vp []byte) ([]byte, error) {
 	}
 	return e.vs.Value, nil
 }
+
+// scanDeleted calls fn for every key with prefix whose newest version is
+// a delete: what scan steps over.
+func (r *reader) scanDeleted(prefix []byte, fn func(key []byte)) error {
+	if r.db != nil {
+		return r.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, AllVersions: true})
+			defer it.Close()
+			var last []byte
+			for it.Rewind(); it.Valid(); it.Next() {
+				k := it.Item().Key()
+				if bytes.Equal(k, last) {
+					continue
+				}
+				last = it.Item().KeyCopy(nil)
+				if it.Item().IsDeletedOrExpired() {
+					fn(last)
+				}
+			}
+			return nil
+		})
+	}
+	if len(r.srcs) == 0 {
+		return nil
+	}
+	mi := table.NewMergeIterator(r.srcs, false)
+	for mi.Seek(y.KeyWithTs(prefix, math.MaxUint64)); mi.Valid(); {
+		key := bytes.Clone(y.ParseKey(mi.Key()))
+		if !bytes.HasPrefix(key, prefix) {
+			return nil
+		}
+		if mi.Value().Meta&bitDelete != 0 {
+			fn(key)
+		}
+		for mi.Next(); mi.Valid() && bytes.Equal(y.ParseKey(mi.Key()), key); mi.Next() {
+		}
+	}
+	return nil
+}
