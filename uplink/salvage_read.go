@@ -240,6 +240,22 @@ func (r *reader) scan(prefix []byte, fn func(key, val []byte, verr error) error)
 			return nil
 		})
 	}
+	return r.newest(prefix, func(key, vkey []byte, vs y.ValueStruct) error {
+		if vs.Meta&bitDelete != 0 {
+			return nil
+		}
+		val, verr := vs.Value, error(nil)
+		if vs.Meta&bitValuePointer != 0 {
+			val, verr = readValue(r.files.dir, vkey, vs.Value)
+		}
+		return fn(key, bytes.Clone(val), verr)
+	})
+}
+
+// newest calls fn for the newest version of every key with prefix in the
+// files, in key order: the key, the key with its version, and the value
+// as stored.
+func (r *reader) newest(prefix []byte, fn func(key, vkey []byte, vs y.ValueStruct) error) error {
 	if len(r.srcs) == 0 {
 		return nil
 	}
@@ -249,14 +265,8 @@ func (r *reader) scan(prefix []byte, fn func(key, val []byte, verr error) error)
 		if !bytes.HasPrefix(key, prefix) {
 			return nil
 		}
-		if vs := mi.Value(); vs.Meta&bitDelete == 0 {
-			val, verr := vs.Value, error(nil)
-			if vs.Meta&bitValuePointer != 0 {
-				val, verr = readValue(r.files.dir, mi.Key(), vs.Value)
-			}
-			if err := fn(key, bytes.Clone(val), verr); err != nil {
-				return err
-			}
+		if err := fn(key, mi.Key(), mi.Value()); err != nil {
+			return err
 		}
 		for mi.Next(); mi.Valid() && bytes.Equal(y.ParseKey(mi.Key()), key); mi.Next() {
 		}
@@ -446,20 +456,10 @@ func (r *reader) scanDeleted(prefix []byte, fn func(key []byte)) error {
 			return nil
 		})
 	}
-	if len(r.srcs) == 0 {
-		return nil
-	}
-	mi := table.NewMergeIterator(r.srcs, false)
-	for mi.Seek(y.KeyWithTs(prefix, math.MaxUint64)); mi.Valid(); {
-		key := bytes.Clone(y.ParseKey(mi.Key()))
-		if !bytes.HasPrefix(key, prefix) {
-			return nil
-		}
-		if mi.Value().Meta&bitDelete != 0 {
+	return r.newest(prefix, func(key, _ []byte, vs y.ValueStruct) error {
+		if vs.Meta&bitDelete != 0 {
 			fn(key)
 		}
-		for mi.Next(); mi.Valid() && bytes.Equal(y.ParseKey(mi.Key()), key); mi.Next() {
-		}
-	}
-	return nil
+		return nil
+	})
 }
