@@ -202,17 +202,7 @@ func (o *outbox) openHot(dir string, maxBytes int64) error {
 	// Until Badger is synced a spilled event is on disk twice, in the
 	// journal and in Badger: under a small byte cap that share shows.
 	o.deferSync = maxBytes <= 0 || maxBytes >= 256<<20
-	rebooted := rebootedSince(filepath.Join(dir, journalDir))
-	var recs, doubt []record
-	problems, err := readJournalDir(dir, func(jr journalRecord) error {
-		switch r, verdict := o.replayable(jr, rebooted); verdict {
-		case replayIt:
-			recs = append(recs, r)
-		case lookItUp:
-			doubt = append(doubt, r)
-		}
-		return nil
-	})
+	recs, doubt, problems, err := o.readReplay(dir)
 	if err != nil {
 		return err
 	}
@@ -271,6 +261,22 @@ func keepDamaged(path string) (string, error) {
 		}
 	}
 	return path, fmt.Errorf("uplink: journal: no name left to keep %s under", path)
+}
+
+// readReplay reads the journal of the store in dir: the records to put
+// into Badger, and those to look up in it first (replayable).
+func (o *outbox) readReplay(dir string) (recs, doubt []record, problems []FileProblem, err error) {
+	rebooted := rebootedSince(filepath.Join(dir, journalDir))
+	problems, err = readJournalDir(dir, func(jr journalRecord) error {
+		switch r, verdict := o.replayable(jr, rebooted); verdict {
+		case replayIt:
+			recs = append(recs, r)
+		case lookItUp:
+			doubt = append(doubt, r)
+		}
+		return nil
+	})
+	return recs, doubt, problems, err
 }
 
 // What to do with a record read back from the journal.

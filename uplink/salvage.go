@@ -131,17 +131,7 @@ func CheckStore(dir string, classes []Class) (StoreCheck, error) {
 		return c, fmt.Errorf("uplink: read store %s: %w", dir, err)
 	}
 	// What opening the store would replay from the journal (hot.go).
-	rebooted := rebootedSince(filepath.Join(dir, journalDir))
-	var recs, doubt []record
-	problems, err := readJournalDir(dir, func(jr journalRecord) error {
-		switch r, verdict := ob.replayable(jr, rebooted); verdict {
-		case replayIt:
-			recs = append(recs, r)
-		case lookItUp:
-			doubt = append(doubt, r)
-		}
-		return nil
-	})
+	recs, doubt, problems, err := ob.readReplay(dir)
 	c.Problems = append(c.Problems, problems...)
 	if err == nil {
 		err = ob.countReplay(recs, doubt)
