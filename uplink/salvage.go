@@ -271,6 +271,9 @@ func (s *salvager) fromJournal(seq uint64) bool {
 // holdDeleted notes the records deleted in Badger (acknowledged) as held:
 // the journal's copy is not theirs to bring back.
 func (s *salvager) holdDeleted(r *reader) error {
+	if !s.rebooted {
+		return nil // held is not asked
+	}
 	return r.scanDeleted([]byte{recordTag}, func(key []byte) {
 		if _, seq, ok := (Quarantined{Key: key}).ClassSeq(); ok {
 			s.hold(seq)
