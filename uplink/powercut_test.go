@@ -31,6 +31,14 @@ func commitLosing(t *testing.T, o *outbox, lose func(seq uint64) bool) {
 	}
 }
 
+// commitMeta commits with nothing pending: the meta it writes carries
+// what the commit before left in memory (low marks, Synced).
+func commitMeta(t *testing.T, o *outbox) {
+	t.Helper()
+	o.batch()
+	commitAll(t, o)
+}
+
 // crash stops o as a dying process would, its journal and Badger's files
 // left as they are; rebooted makes the next open see another boot, as
 // after a power cut.
@@ -153,8 +161,7 @@ func TestPowerCutLossPutBack(t *testing.T) {
 	o.Delete(makeID(1, 1))  // in order: the low mark passes it
 	o.Delete(makeID(1, 17)) // out of order: its delete is written
 	commitAll(t, o)
-	o.batch()
-	commitAll(t, o)
+	commitMeta(t, o)
 	crash(t, o, dir, true)
 	o = newTestOutbox(t, dir, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	if got, want := walkAll(t, o), seqs(2, 21, 17); !slices.Equal(got, want) {
@@ -183,8 +190,7 @@ func TestPowerCutSyncedRecordsSkipped(t *testing.T) {
 	spillTwice(t, o, true, func(uint64) bool { return false })
 	o.Delete(makeID(1, 7))
 	commitAll(t, o)
-	o.batch()
-	commitAll(t, o)
+	commitMeta(t, o)
 	crash(t, o, dir, true)
 	db, err := badger.Open(badgerOptions(dir, slog.New(slog.DiscardHandler)))
 	if err != nil {
@@ -222,8 +228,7 @@ func TestPowerCutOnlyLostRecords(t *testing.T) {
 	dir := t.TempDir()
 	o := newTestOutbox(t, dir, nil)
 	spillTwice(t, o, false, func(s uint64) bool { return s >= 12 && s <= 14 })
-	o.batch()
-	commitAll(t, o)
+	commitMeta(t, o)
 	crash(t, o, dir, true)
 	o = newTestOutbox(t, dir, nil)
 	if got, want := walkAll(t, o), seqs(1, 20); !slices.Equal(got, want) {
@@ -297,8 +302,7 @@ func TestPowerCutLostSegment(t *testing.T) {
 	o.synced = time.Now().Add(time.Hour)
 	o.batch()
 	commitLosing(t, o, func(s uint64) bool { return s >= 5 && s <= 6 })
-	o.batch()
-	commitAll(t, o)
+	commitMeta(t, o)
 	crash(t, o, dir, true)
 	o = newTestOutbox(t, dir, nil)
 	if got, want := walkAll(t, o), seqs(1, 8); !slices.Equal(got, want) {
@@ -346,8 +350,7 @@ func TestPowerCutCheckAndSalvage(t *testing.T) {
 	spillTwice(t, o, true, func(s uint64) bool { return s >= 12 && s <= 15 })
 	o.Delete(makeID(1, 17))
 	commitAll(t, o)
-	o.batch()
-	commitAll(t, o)
+	commitMeta(t, o)
 	crash(t, o, dir, true)
 	total := func(cs []ClassStats) (n int) {
 		for _, c := range cs {

@@ -211,6 +211,23 @@ func (h *harness) restartBrokers(ctx context.Context) (err error) {
 	return err
 }
 
+// runFresh restarts every broker and the gateway, then runs the same load,
+// set from loadConfig's by set, against each party in turn.
+func (h *harness) runFresh(ctx context.Context, what string, devices int, set func(*load.Config)) (res [3]*load.Result, err error) {
+	if err = h.restartBrokers(ctx); err == nil {
+		err = h.restartGateway(ctx)
+	}
+	for _, who := range []party{mosquitto, mochi, flowgate} {
+		if err != nil {
+			return res, err
+		}
+		c := h.loadConfig(who, devices)
+		set(&c)
+		res[who], err = h.runLoad(ctx, what, c, who)
+	}
+	return res, err
+}
+
 // loadConfig is the generator's settings shared by every run: devices
 // bench-0…, logging in with their id and password, publishing on their
 // own topic, one subscriber.
@@ -361,21 +378,11 @@ func (h *harness) profileIngest(ctx context.Context, on bool) func() error {
 // rounds leave a store that Badger is still compacting, and brokers whose
 // heaps grew with a subscriber's backlog.
 func (h *harness) latency(ctx context.Context) error {
-	if err := h.restartBrokers(ctx); err != nil {
-		return err
-	}
-	if err := h.restartGateway(ctx); err != nil {
-		return err
-	}
-	var res [3]*load.Result
-	for _, who := range []party{mosquitto, mochi, flowgate} {
-		c := h.loadConfig(who, h.o.IngestDevices)
+	res, err := h.runFresh(ctx, fmt.Sprintf("latency at %.0f/s", h.o.LatencyRate), h.o.IngestDevices, func(c *load.Config) {
 		c.Rate, c.Duration, c.Warmup = h.o.LatencyRate, h.o.LatencyDuration, h.o.LatencyWarmup
-		r, err := h.runLoad(ctx, fmt.Sprintf("latency at %.0f/s", h.o.LatencyRate), c, who)
-		if err != nil {
-			return err
-		}
-		res[who] = r
+	})
+	if err != nil {
+		return err
 	}
 	a, b, m := res[mosquitto], res[flowgate], res[mochi]
 	fig := fmt.Sprintf("latency device → cloud at %s msg/s, %d devices", thousands(int64(h.o.LatencyRate)), h.o.IngestDevices)
@@ -406,22 +413,12 @@ func (h *harness) latency(ctx context.Context) error {
 // gateway: each one's memory is its own under this load, not what an
 // earlier phase left behind.
 func (h *harness) footprint(ctx context.Context) error {
-	if err := h.restartBrokers(ctx); err != nil {
-		return err
-	}
-	if err := h.restartGateway(ctx); err != nil {
-		return err
-	}
-	var res [3]*load.Result
 	total := h.o.FootprintRate * float64(h.o.FootprintDevices)
-	for _, who := range []party{mosquitto, mochi, flowgate} {
-		c := h.loadConfig(who, h.o.FootprintDevices)
+	res, err := h.runFresh(ctx, fmt.Sprintf("footprint %d devices", h.o.FootprintDevices), h.o.FootprintDevices, func(c *load.Config) {
 		c.Rate, c.Duration, c.Inflight = total, h.o.FootprintTime, 1
-		r, err := h.runLoad(ctx, fmt.Sprintf("footprint %d devices", h.o.FootprintDevices), c, who)
-		if err != nil {
-			return err
-		}
-		res[who] = r
+	})
+	if err != nil {
+		return err
 	}
 	a, b, m := res[mosquitto], res[flowgate], res[mochi]
 	ra, rb, rm := a.Broker.RSSMax, b.Broker.RSSMax, m.Broker.RSSMax
